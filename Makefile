@@ -1,0 +1,81 @@
+# Every target does its own set-up and is safe to run twice. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+SUPABASE := node_modules/.bin/supabase
+TEST_DB ?= mx_memberships_test
+DEMO_DB ?= mx_memberships_demo
+DEMO_SECONDS ?= 30
+export DEMO_SECONDS
+
+.PHONY: help setup system-packages db-url test-db lint sql-lint db-lint pgtap pytest test demo bench chaos clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> python environment ($(VENV))"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "==> Supabase CLI (npm, pinned in package-lock.json)"
+	@npm ci --silent --no-audit --no-fund
+	@touch $@
+
+system-packages: ## Install the Debian packages Postgres tests need (pgTAP, pg_prove, plpgsql_check) when missing
+	@bash scripts/system_packages.sh
+
+setup: $(VENV)/.installed node_modules/.installed system-packages ## Create .venv, install Python and npm packages, system packages
+
+db-url: $(VENV)/.installed ## Print the database server every command uses
+	@$(PY) -m scripts.localdb url
+
+test-db: setup ## (Re)create the test database: platform layer + migrations
+	@echo "==> fresh test database $(TEST_DB)"
+	@$(PY) -m scripts.localdb fresh $(TEST_DB) > .test-db-url
+	@$(SUPABASE) --workdir . migration list --db-url "$$(cat .test-db-url)?sslmode=disable" 2>/dev/null
+
+lint: setup ## ruff, mypy --strict, sqlfluff
+	@echo "==> ruff"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@echo "==> mypy --strict"
+	@$(VENV)/bin/mypy
+	@$(MAKE) --no-print-directory sql-lint
+
+sql-lint: setup ## sqlfluff on every SQL file
+	@echo "==> sqlfluff"
+	@$(VENV)/bin/sqlfluff lint --disable-progress-bar --nofail=false supabase sql
+
+db-lint: test-db ## supabase db lint on the test database (fails on any error)
+	@echo "==> supabase db lint"
+	@$(SUPABASE) --workdir . db lint --db-url "$$(cat .test-db-url)?sslmode=disable" --schema api,app,private --level error --fail-on error
+
+pgtap: test-db ## pgTAP tests (supabase/tests) through pg_prove
+	@echo "==> pgTAP"
+	@bash scripts/pgtap.sh "$$(cat .test-db-url)"
+
+pytest: setup ## pytest (unit and integration tests on real Postgres and HTTP)
+	@echo "==> pytest"
+	@$(VENV)/bin/pytest -q
+
+test: setup lint db-lint pgtap pytest ## Everything CI runs: lint, db lint, pgTAP, pytest
+	@echo "==> all checks passed"
+
+demo: setup ## Local run: database, stand-in, webhook, worker, simulated traffic, summary
+	@$(PY) -m scripts.demo
+
+bench: setup ## Benchmarks (ratios against their ceilings), not part of make test
+	@$(PY) -m scripts.bench
+
+chaos: setup ## The longer reliability suite, not part of make test
+	@$(VENV)/bin/pytest -q -m chaos tests/chaos
+
+clean: ## Remove the virtualenv, node_modules, caches and the embedded database
+	rm -rf $(VENV) node_modules .localdb .pytest_cache .mypy_cache .ruff_cache .hypothesis .test-db-url

@@ -1,0 +1,182 @@
+"""Find the database server and build project databases on it.
+
+The one way every command (make test, make demo, pytest, the benchmarks) finds Postgres:
+
+1. ``DATABASE_URL`` when set (any database on the server; others are created beside it);
+2. else the server on 127.0.0.1:5432 (user ``postgres``) when it answers;
+3. else an embedded Postgres (``pgserver``) under ``.localdb/`` in the project.
+
+A *project database* is a fresh database with the local platform layer
+(``sql/platform``, skipped on a real Supabase database), pgmq, and every migration
+applied by the Supabase CLI (``supabase migration up --db-url``).
+
+Usage::
+
+    python -m scripts.localdb url              # print the server URL
+    python -m scripts.localdb fresh NAME       # (re)create NAME, apply layer + migrations
+    python -m scripts.localdb drop NAME
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+PLATFORM_SQL = sorted((ROOT / "sql" / "platform").glob("*.sql"))
+SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"
+EMBEDDED_DATA_DIR = ROOT / ".localdb"
+LOCAL_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            conn.execute("select 1")
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+@functools.cache
+def server_url() -> str:
+    """URL of a maintenance database on the chosen server, printed once to stderr."""
+    if os.environ.get("DATABASE_URL"):
+        url, origin = os.environ["DATABASE_URL"], "DATABASE_URL"
+    elif _answers(LOCAL_SERVER_URL):
+        url, origin = LOCAL_SERVER_URL, "local server on 127.0.0.1:5432"
+    else:
+        import pgserver  # only needed when no server is around
+
+        EMBEDDED_DATA_DIR.mkdir(exist_ok=True)
+        server = pgserver.get_server(EMBEDDED_DATA_DIR, cleanup_mode=None)
+        url, origin = server.get_uri(), f"embedded Postgres in {EMBEDDED_DATA_DIR}"
+    print(f"database: {_redact(url)} ({origin})", file=sys.stderr)
+    return url
+
+
+def database_url(name: str) -> str:
+    """URL of database ``name`` on the chosen server."""
+    parts = urlsplit(server_url())
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def create_database(name: str, template: str | None = None) -> str:
+    """Create an empty database (or a copy of ``template``); return its URL."""
+    drop_database(name)
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        if template:
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        else:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return database_url(name)
+
+
+def is_real_supabase(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select exists (select from pg_catalog.pg_roles where rolname = 'supabase_admin')"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def apply_platform_layer(url: str) -> None:
+    """Apply sql/platform and install pgmq when the database lacks them."""
+    if is_real_supabase(url):
+        print("real Supabase database: platform layer not applied", file=sys.stderr)
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        for path in PLATFORM_SQL:
+            conn.execute(path.read_text())  # type: ignore[arg-type]  # a trusted script
+        available = conn.execute(
+            "select exists (select from pg_catalog.pg_available_extensions where name = 'pgmq')"
+        ).fetchone()
+        installed = conn.execute(
+            "select exists (select from pg_catalog.pg_namespace where nspname = 'pgmq')"
+        ).fetchone()
+    if installed and installed[0]:
+        return
+    if available and available[0]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create extension pgmq")
+        return
+    import pgmq  # the package bundles pgmq's SQL for a Postgres without the extension
+
+    with psycopg.connect(url) as conn:
+        pgmq.install_pgmq_sql(pgmq.get_embedded_install_sql(), conn=conn)
+        conn.commit()
+
+
+def cli_url(url: str) -> str:
+    """The Supabase CLI wants TLS unless told otherwise; local servers have none."""
+    separator = "&" if "?" in url else "?"
+    return url if "sslmode=" in url else f"{url}{separator}sslmode=disable"
+
+
+def supabase_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    if not SUPABASE_CLI.exists():
+        raise SystemExit(f"Supabase CLI missing at {SUPABASE_CLI}: run `make setup`")
+    return subprocess.run(
+        [str(SUPABASE_CLI), "--workdir", str(ROOT), *args],
+        cwd=ROOT,
+        check=True,
+        text=True,
+        capture_output=True,
+    )
+
+
+def apply_migrations(url: str) -> None:
+    try:
+        supabase_cli("migration", "up", "--include-all", "--db-url", cli_url(url))
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"supabase migration up failed:\n{exc.stdout}\n{exc.stderr}") from exc
+
+
+def fresh_database(name: str) -> str:
+    """(Re)create ``name`` with the platform layer and every migration; return its URL."""
+    url = create_database(name)
+    apply_platform_layer(url)
+    apply_migrations(url)
+    return url
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 1 and argv[0] == "url":
+        print(server_url())
+        return 0
+    if len(argv) == 2 and argv[0] == "fresh":
+        print(fresh_database(argv[1]))
+        return 0
+    if len(argv) == 2 and argv[0] == "drop":
+        drop_database(argv[1])
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages the database tests need, installed only when missing.
+set -euo pipefail
+need=()
+pg_major=$(pg_config --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/' || echo 15)
+ext_dir=/usr/share/postgresql/${pg_major}/extension
+[ -f "${ext_dir}/pgtap.control" ] || need+=("postgresql-${pg_major}-pgtap")
+command -v pg_prove >/dev/null || need+=(libtap-parser-sourcehandler-pgtap-perl)
+[ -f "${ext_dir}/plpgsql_check.control" ] || need+=("postgresql-${pg_major}-plpgsql-check")
+if ((${#need[@]})); then
+    echo "==> installing Debian packages: ${need[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "error: need root to install ${need[*]} (or install them yourself)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
