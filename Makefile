@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 SUPABASE := node_modules/.bin/supabase
 TEST_DB ?= mx_memberships_test
 DEMO_DB ?= mx_memberships_demo
+TEST_DB_URL = .run/$(TEST_DB).url
 DEMO_SECONDS ?= 30
 export DEMO_SECONDS
 
@@ -38,8 +39,9 @@ db-url: $(VENV)/.installed ## Print the database server every command uses
 
 test-db: setup ## (Re)create the test database: platform layer + migrations
 	@echo "==> fresh test database $(TEST_DB)"
-	@$(PY) -m scripts.localdb fresh $(TEST_DB) > .test-db-url
-	@$(SUPABASE) --workdir . migration list --db-url "$$(cat .test-db-url)?sslmode=disable" 2>/dev/null
+	@mkdir -p .run
+	@$(PY) -m scripts.localdb fresh $(TEST_DB) > $(TEST_DB_URL)
+	@$(SUPABASE) --workdir . migration list --db-url "$$(cat $(TEST_DB_URL))?sslmode=disable" 2>/dev/null
 
 lint: setup ## ruff, mypy --strict, sqlfluff
 	@echo "==> ruff"
@@ -55,11 +57,11 @@ sql-lint: setup ## sqlfluff on every SQL file
 
 db-lint: test-db ## supabase db lint on the test database (fails on any error)
 	@echo "==> supabase db lint"
-	@$(SUPABASE) --workdir . db lint --db-url "$$(cat .test-db-url)?sslmode=disable" --schema api,app,private --level error --fail-on error
+	@$(SUPABASE) --workdir . db lint --db-url "$$(cat $(TEST_DB_URL))?sslmode=disable" --schema api,app,private --level error --fail-on error
 
 pgtap: test-db ## pgTAP tests (supabase/tests) through pg_prove
 	@echo "==> pgTAP"
-	@bash scripts/pgtap.sh "$$(cat .test-db-url)"
+	@bash scripts/pgtap.sh "$$(cat $(TEST_DB_URL))"
 
 pytest: setup ## pytest (unit and integration tests on real Postgres and HTTP)
 	@echo "==> pytest"
@@ -78,4 +80,4 @@ chaos: setup ## The longer reliability suite, not part of make test
 	@$(VENV)/bin/pytest -q -m chaos tests/chaos
 
 clean: ## Remove the virtualenv, node_modules, caches and the embedded database
-	rm -rf $(VENV) node_modules .localdb .pytest_cache .mypy_cache .ruff_cache .hypothesis .test-db-url
+	rm -rf $(VENV) node_modules .localdb .pytest_cache .mypy_cache .ruff_cache .hypothesis .run

@@ -26,7 +26,9 @@ begin
 end
 $roles$;
 
-grant anon, authenticated, service_role to authenticator;
+grant anon to authenticator;
+grant authenticated to authenticator;
+grant service_role to authenticator;
 
 -- ---------------------------------------------------------------------------
 -- Schema extensions (Supabase installs extensions there)

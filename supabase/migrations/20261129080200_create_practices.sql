@@ -42,7 +42,7 @@ comment on table app.categories is
 -- without recursing into its own policies; they only ever answer for auth.uid().
 -- ---------------------------------------------------------------------------
 create function private.current_practice_ids()
-returns uuid []
+returns uuid[]
 language sql
 stable
 security definer
@@ -55,7 +55,7 @@ $$;
 comment on function private.current_practice_ids() is 'Practices the requesting user belongs to.';
 
 create function private.current_admin_practice_ids()
-returns uuid []
+returns uuid[]
 language sql
 stable
 security definer
@@ -143,18 +143,18 @@ on app.practices to authenticated;
 
 create policy practices_select on app.practices
 for select to authenticated
-using (id = any((select private.current_practice_ids())::uuid []));
+using (id = any((select private.current_practice_ids())::uuid[]));
 
 create policy practices_update on app.practices
 for update to authenticated
-using (id = any((select private.current_admin_practice_ids())::uuid []))
-with check (id = any((select private.current_admin_practice_ids())::uuid []));
+using (id = any((select private.current_admin_practice_ids())::uuid[]))
+with check (id = any((select private.current_admin_practice_ids())::uuid[]));
 
 grant select on app.practice_members to authenticated;
 
 create policy practice_members_select on app.practice_members
 for select to authenticated
-using (practice_id = any((select private.current_practice_ids())::uuid []));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 grant select on app.categories to authenticated;
 grant insert (practice_id, name, sort_order), update (name, sort_order)
@@ -162,13 +162,13 @@ on app.categories to authenticated;
 
 create policy categories_select on app.categories
 for select to authenticated
-using (practice_id = any((select private.current_practice_ids())::uuid []));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 create policy categories_insert on app.categories
 for insert to authenticated
-with check (practice_id = any((select private.current_admin_practice_ids())::uuid []) and kind = 'programme');
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]) and kind = 'programme');
 
 create policy categories_update on app.categories
 for update to authenticated
-using (practice_id = any((select private.current_admin_practice_ids())::uuid []) and kind = 'programme')
-with check (practice_id = any((select private.current_admin_practice_ids())::uuid []) and kind = 'programme');
+using (practice_id = any((select private.current_admin_practice_ids())::uuid[]) and kind = 'programme')
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]) and kind = 'programme');

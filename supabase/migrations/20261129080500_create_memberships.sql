@@ -27,7 +27,7 @@ create table app.memberships (
     amount numeric(12, 2),
     billing_interval text,
     contract_id bigint references app.contracts (id) on delete set null,
-    product_names text [] not null default '{}',
+    product_names text[] not null default '{}',
     -- evidence, each with its own time
     payment_status text check (payment_status in ('active', 'past_due')),
     payment_evidence_at timestamptz,
@@ -84,11 +84,11 @@ grant select on app.memberships, app.membership_events to authenticated;
 
 create policy memberships_select on app.memberships
 for select to authenticated
-using (practice_id = any((select private.current_practice_ids())::uuid []));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 create policy membership_events_select on app.membership_events
 for select to authenticated
-using (practice_id = any((select private.current_practice_ids())::uuid []));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 -- ---------------------------------------------------------------------------
 -- MX contract status -> membership status (null: not a status we act on)

@@ -18,27 +18,23 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_orphans bigint[];
+    v_msg_ids bigint[];
+    v_event_ids bigint[];
 begin
-    create temporary table if not exists claimed_messages (
-        msg_id bigint, event_id bigint
-    ) on commit drop;
-    truncate claimed_messages;
-    insert into claimed_messages
-    select r.msg_id, (r.message ->> 'event_id')::bigint
+    select array_agg(r.msg_id), array_agg((r.message ->> 'event_id')::bigint)
+    into v_msg_ids, v_event_ids
     from private.queue_read('mx_ingest', p_visibility_seconds, p_quantity) as r;
 
     -- a message whose event is gone (pruned, or already finished) is archived, not worked
-    select array_agg(c.msg_id) into v_orphans
-    from claimed_messages as c
+    perform private.queue_archive('mx_ingest', c.msg_id)
+    from unnest(v_msg_ids, v_event_ids) as c (msg_id, event_id)
     left join app.webhook_events as e on e.id = c.event_id
     where e.id is null or e.status not in ('queued', 'retrying');
-    perform private.queue_archive('mx_ingest', o) from unnest(v_orphans) as o;
 
     return query
     update app.webhook_events as e
     set attempts = e.attempts + 1
-    from claimed_messages as c
+    from unnest(v_msg_ids, v_event_ids) as c (msg_id, event_id)
     where e.id = c.event_id and e.status in ('queued', 'retrying')
     returning c.msg_id, e.id, e.attempts, e.event_type, e.payment_id, e.merchant_account_id,
         e.mx_merchant_id;
