@@ -1,0 +1,1 @@
+"""Worker: pgmq consumer, MX Merchant client, operator CLI."""
