@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
+from collections.abc import Callable
 
-from worker.consumer import run_worker
-from worker.logs import configure_logging
-from worker.settings import WorkerSettings
+from worker.commands import run
+from worker.commands.common import CommandError
+
+# Each module adds its sub-commands; see worker/commands/__init__.py.
+COMMAND_MODULES = [run]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,23 +19,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="MX Merchant ingest worker and operator commands.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
-        "run",
-        help="consume the ingest queue until SIGTERM/SIGINT",
-        description="Consume the ingest queue: fetch each payment from MX Merchant and apply it. "
-        "Settings come from the environment (README, Settings).",
-    )
+    for module in COMMAND_MODULES:
+        module.register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run":
-        settings = WorkerSettings()  # DATABASE_URL and the rest from the environment
-        configure_logging(settings.log_level)
-        asyncio.run(run_worker(settings))
-        return 0
-    return 2
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
