@@ -1,0 +1,288 @@
+"""``make demo``: the whole system on this machine, with simulated clinics' traffic.
+
+Database (found by scripts/localdb.py; rebuilt each run), migrations, seed practices,
+login roles, the MX stand-in, the webhook, two workers, simulated MX traffic for
+``DEMO_SECONDS`` (default 30; 0 = until Ctrl-C), then a summary, and every process
+stopped cleanly. Zero configuration; safe to run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+
+from scripts import localdb
+from tests.mxstandin.traffic import SimMerchant, TrafficReport, provision_merchant, run_traffic
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_DB = os.environ.get("DEMO_DB", "mx_memberships_demo")
+RATE_PER_SECOND = float(os.environ.get("DEMO_RATE", "20"))
+WORKERS = int(os.environ.get("DEMO_WORKERS", "2"))
+
+
+def say(message: str) -> None:
+    print(f"demo: {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def build_database() -> tuple[str, str, str]:
+    """Fresh demo database, seed, and the two services' login roles; returns three URLs."""
+    url = localdb.fresh_database(DEMO_DB)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((ROOT / "supabase" / "seed.sql").read_text())  # type: ignore[arg-type]
+    passwords = {"webhook_password": secrets.token_urlsafe(16), "worker_password": secrets.token_urlsafe(16)}
+    subprocess.run(
+        ["psql", url, "-q", "-v", "ON_ERROR_STOP=1"]
+        + [arg for key, value in passwords.items() for arg in ("-v", f"{key}={value}")]
+        + ["-f", str(ROOT / "sql" / "ops" / "create_login_roles.sql")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return (
+        url,
+        with_user(url, "mx_webhook_login", passwords["webhook_password"]),
+        with_user(url, "mx_worker_login", passwords["worker_password"]),
+    )
+
+
+def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    log = (log_dir / f"{name}.log").open("wb")
+    # own session: Ctrl-C reaches the demo only, which then stops each child in order
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def start_standin(log_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.mxstandin", "--port", "0", "--seed", "11"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=(log_dir / "mx-standin.log").open("wb"),
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit("demo: the MX stand-in did not start (see .run/demo/mx-standin.log)")
+    return proc, json.loads(line)
+
+
+def wait_ready(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"demo: {url} did not become ready (see .run/demo/*.log)")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def onboard(owner_url: str, standin: dict[str, Any], webhook_base: str) -> list[SimMerchant]:
+    """One MX merchant per seeded practice, onboarded the way an operator would."""
+    merchants = []
+    with psycopg.connect(owner_url) as conn:
+        practices = conn.execute("select id, name from app.practices order by name").fetchall()
+        for practice_id, name in practices:
+            sim = await provision_merchant(standin["control_url"], name=name)
+            account = conn.execute(
+                "select private.upsert_merchant_account(%s, %s, %s, 'production', %s, %s)",
+                (practice_id, sim.merchant_id, name, sim.consumer_key, sim.consumer_secret),
+            ).fetchone()
+            assert account is not None
+            token = secrets.token_urlsafe(32)
+            conn.execute("select private.add_webhook_token(%s, %s)", (account[0], token))
+            sim.webhook_url = f"{webhook_base}/webhooks/mx/{token}"
+            merchants.append(sim)
+    return merchants
+
+
+async def play_traffic(standin: dict[str, Any], merchants: list[SimMerchant], seconds: float) -> TrafficReport:
+    if seconds > 0:
+        say(f"simulated MX traffic for {seconds:g}s at ~{RATE_PER_SECOND:g} events/s")
+        return await run_traffic(standin["control_url"], merchants, seconds, RATE_PER_SECOND, seed=42)
+    say("simulated MX traffic until Ctrl-C")
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stopping.set)
+    total = TrafficReport()
+    round_no = 0
+    while not stopping.is_set():
+        part = await run_traffic(standin["control_url"], merchants, 5, RATE_PER_SECOND, seed=42 + round_no)
+        round_no += 1
+        total.posts += part.posts
+        total.duplicates_sent += part.duplicates_sent
+        total.reordered += part.reordered
+        total.events.update(part.events)
+        total.http_status.update(part.http_status)
+        total.transport_errors += part.transport_errors
+    return total
+
+
+def wait_drained(owner_url: str, timeout: float = 90) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(owner_url) as conn:
+            row = conn.execute(
+                "select count(*) from app.webhook_events where status in ('queued', 'retrying')"
+            ).fetchone()
+        if row and row[0] == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def summary(owner_url: str, report: TrafficReport) -> str:
+    lines = []
+    with psycopg.connect(owner_url) as conn:
+        members = conn.execute(
+            """
+            select p.name, c.name, m.status, count(*)
+            from app.memberships as m
+            join app.practices as p on p.id = m.practice_id
+            join app.categories as c on c.id = m.category_id
+            group by 1, 2, 3, c.sort_order order by 1, c.sort_order, 2, 3
+            """
+        ).fetchall()
+        events = conn.execute(
+            """
+            select p.name,
+                   count(*) filter (where e.status = 'processed'),
+                   count(*) filter (where e.status in ('queued', 'retrying')),
+                   count(*) filter (where e.status = 'dead'),
+                   count(*) filter (where e.status = 'ignored'),
+                   count(*) filter (where e.status = 'rejected'),
+                   coalesce(sum(e.duplicate_count), 0),
+                   (select count(*) from app.patients as pt where pt.practice_id = p.id),
+                   (select count(*) from app.payments as pay where pay.practice_id = p.id)
+            from app.practices as p
+            left join app.webhook_events as e on e.practice_id = p.id
+            group by p.id, p.name order by p.name
+            """
+        ).fetchall()
+    by_practice: dict[str, list[str]] = defaultdict(list)
+    for practice, programme, status, count in members:
+        by_practice[practice].append(f"{programme}: {count} {status}")
+    lines.append("")
+    lines.append("=" * 78)
+    lines.append("Membership dashboard after the run")
+    lines.append("=" * 78)
+    for practice, processed, pending, dead, ignored, rejected, dups, patients, payments in events:
+        lines.append(f"\n{practice}")
+        lines.append(f"  patients {patients}, payments {payments}")
+        lines.append(
+            f"  events: {processed} processed, {dups} duplicates dropped, {ignored} non-payment stored, "
+            f"{dead} dead-lettered, {rejected} rejected, {pending} still queued"
+        )
+        for entry in by_practice.get(practice, ["(no memberships yet)"]):
+            lines.append(f"    {entry}")
+    accepted = sum(count for status, count in report.http_status.items() if 200 <= status < 300)
+    lines.append("")
+    lines.append(
+        f"MX traffic: {report.posts} webhooks posted ({report.duplicates_sent} deliberate duplicates, "
+        f"{report.reordered} held back and sent out of order), {accepted} answered 2xx, "
+        f"other answers {dict((s, c) for s, c in report.http_status.items() if not 200 <= s < 300)}, "
+        f"connection errors {report.transport_errors}"
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    seconds = float(os.environ.get("DEMO_SECONDS", "30"))
+    log_dir = ROOT / ".run" / "demo"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    say(f"building database {DEMO_DB} (platform layer, migrations, seed, login roles)")
+    owner_url, webhook_db_url, worker_db_url = build_database()
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        standin_proc, standin = start_standin(log_dir)
+        procs.append(standin_proc)
+        say(f"MX stand-in at {standin['base_url']}")
+        port = free_port()
+        webhook_base = f"http://127.0.0.1:{port}"
+        procs.append(
+            start(
+                "webhook",
+                ["-m", "webhook"],
+                {"DATABASE_URL": webhook_db_url, "WEBHOOK_PORT": str(port), "LOG_LEVEL": "WARNING"},
+                log_dir,
+            )
+        )
+        wait_ready(f"{webhook_base}/readyz")
+        say(f"webhook at {webhook_base}")
+        for n in range(WORKERS):
+            procs.append(
+                start(
+                    f"worker-{n + 1}",
+                    ["-m", "worker", "run"],
+                    {
+                        "DATABASE_URL": worker_db_url,
+                        "MX_BASE_URL": standin["base_url"],
+                        "LOG_LEVEL": "WARNING",
+                        "WORKER_METRICS_PORT": "0",
+                    },
+                    log_dir,
+                )
+            )
+        say(f"{WORKERS} workers consuming the queue (logs in {log_dir.relative_to(ROOT)})")
+        merchants = asyncio.run(onboard(owner_url, standin, webhook_base))
+        say(f"onboarded {len(merchants)} practices as MX merchants")
+        report = asyncio.run(play_traffic(standin, merchants, seconds))
+        say("traffic done; waiting for the workers to finish the queue")
+        drained = wait_drained(owner_url)
+        print(summary(owner_url, report))
+        if not drained:
+            say("the queue did not drain in time: see the logs")
+            return 1
+        return 0
+    finally:
+        stop(list(reversed(procs)))
+        say("stopped every process")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
