@@ -3,6 +3,9 @@
 -- Only functions present in pgmq 1.4.4 are used: create, send, read, archive, delete,
 -- set_vt, metrics.
 
+-- pgmq's own functions are executable by public; nobody but these wrappers may call them.
+revoke execute on all functions in schema pgmq from public;
+
 create function private.queue_create(queue_name text)
 returns void
 language plpgsql

@@ -155,6 +155,7 @@ create table app.invoice_lines (
     primary key (invoice_id, line_no),
     foreign key (practice_id, category_id) references app.categories (practice_id, id)
 );
+create index invoice_lines_practice_id_idx on app.invoice_lines (practice_id);
 create index invoice_lines_product_id_idx on app.invoice_lines (product_id);
 create index invoice_lines_category_id_idx on app.invoice_lines (category_id);
 comment on table app.invoice_lines is 'Every purchase line of an invoice, with the programme its product maps to.';
@@ -165,6 +166,7 @@ create table app.payment_invoices (
     practice_id uuid not null references app.practices (id) on delete cascade,
     primary key (payment_id, invoice_id)
 );
+create index payment_invoices_practice_id_idx on app.payment_invoices (practice_id);
 create index payment_invoices_invoice_id_idx on app.payment_invoices (invoice_id);
 comment on table app.payment_invoices is 'Which invoices a payment paid (a payment''s invoiceIds).';
 

@@ -1,0 +1,402 @@
+-- Catalog rules every object of the project must follow. Each test queries the catalog,
+-- so an object added later without RLS, a fixed search_path, a comment or the right
+-- privileges fails here without anyone having to list it.
+begin;
+\ir _helpers.psql
+
+select plan(36);
+
+-- ---------------------------------------------------------------------------
+-- Row-level security
+-- ---------------------------------------------------------------------------
+select ok(
+    (
+        select count(*) from pg_catalog.pg_class as c
+        where c.relnamespace = 'app'::regnamespace and c.relkind in ('r', 'p')
+    ) >= 14,
+    'app holds the project''s tables (the RLS check below is not vacuous)'
+);
+
+select is_empty(
+    $$
+        select c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        where c.relnamespace = 'app'::regnamespace
+            and c.relkind in ('r', 'p')
+            and not c.relrowsecurity
+    $$,
+    'every table in app has row-level security enabled'
+);
+
+select is_empty(
+    $$
+        select p.schemaname || '.' || p.tablename || ' ' || p.policyname
+        from pg_catalog.pg_policies as p
+        where p.schemaname = 'app' and p.roles <> array['authenticated']::name []
+    $$,
+    'every policy in app applies to authenticated only (never public or anon)'
+);
+
+-- Policies filter on practice_id: each table filtered that way has an index leading with it.
+select is_empty(
+    $$
+        select distinct p.schemaname || '.' || p.tablename
+        from pg_catalog.pg_policies as p
+        where p.schemaname = 'app'
+            and concat_ws(' ', p.qual, p.with_check) ~ '\mpractice_id\M'
+            and not exists (
+                select
+                from pg_catalog.pg_index as i
+                inner join pg_catalog.pg_attribute as a
+                    on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+                where i.indrelid = format('%I.%I', p.schemaname, p.tablename)::regclass
+                    and a.attname = 'practice_id'
+                    and i.indpred is null
+            )
+    $$,
+    'every table whose policy filters on practice_id has an index leading with practice_id'
+);
+
+-- ---------------------------------------------------------------------------
+-- Functions: fixed search_path, no definer in api
+-- ---------------------------------------------------------------------------
+select ok(
+    (
+        select count(*) from pg_catalog.pg_proc as p
+        where p.pronamespace = 'private'::regnamespace
+    ) >= 30,
+    'private holds the project''s functions (the checks below are not vacuous)'
+);
+
+select is_empty(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace in ('api'::regnamespace, 'app'::regnamespace, 'private'::regnamespace)
+            and not coalesce(p.proconfig, '{}') @> array['search_path=""']
+    $$,
+    'every function in api, app and private has set search_path = '''''
+);
+
+select is_empty(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace = 'api'::regnamespace and p.prosecdef
+    $$,
+    'no function in api is security definer'
+);
+
+-- ---------------------------------------------------------------------------
+-- Views of api run as the caller
+-- ---------------------------------------------------------------------------
+select ok(
+    (select count(*) from pg_catalog.pg_class as c where c.relnamespace = 'api'::regnamespace and c.relkind = 'v')
+    >= 11,
+    'api holds the dashboard views'
+);
+
+select is_empty(
+    $$
+        select c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        where c.relnamespace = 'api'::regnamespace
+            and c.relkind in ('v', 'm')
+            and not coalesce(c.reloptions, '{}') && array['security_invoker=true', 'security_invoker=on']
+    $$,
+    'every view in api is security_invoker = true'
+);
+
+select is_empty(
+    $$
+        select c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        where c.relnamespace = 'api'::regnamespace and c.relkind in ('r', 'p', 'm', 'f')
+    $$,
+    'api holds no tables, only views'
+);
+
+-- ---------------------------------------------------------------------------
+-- anon: nothing at all
+-- ---------------------------------------------------------------------------
+select is_empty(
+    $$
+        select n.nspname
+        from pg_catalog.pg_namespace as n
+        where n.nspname in ('app', 'private', 'vault', 'pgmq')
+            and has_schema_privilege('anon', n.oid, 'usage, create')
+    $$,
+    'anon has no usage on schemas app, private, vault, pgmq'
+);
+
+select is_empty(
+    $$
+        select c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        where c.relnamespace in (
+            'api'::regnamespace, 'app'::regnamespace, 'private'::regnamespace,
+            'vault'::regnamespace, 'pgmq'::regnamespace
+        )
+            and c.relkind in ('r', 'p', 'v', 'm', 'f')
+            and (
+                has_table_privilege('anon', c.oid, 'select, insert, update, delete, truncate, references, trigger')
+                or has_any_column_privilege('anon', c.oid, 'select, insert, update, references')
+            )
+    $$,
+    'anon has no privilege on any table or view of api, app, private, vault, pgmq'
+);
+
+select is_empty(
+    $$
+        select c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        where c.relnamespace in (
+            'api'::regnamespace, 'app'::regnamespace, 'private'::regnamespace,
+            'vault'::regnamespace, 'pgmq'::regnamespace
+        )
+            and case when c.relkind = 'S' then has_sequence_privilege('anon', c.oid, 'usage, select, update') end
+    $$,
+    'anon has no privilege on any sequence of api, app, private, vault, pgmq'
+);
+
+select is_empty(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace in (
+            'api'::regnamespace, 'app'::regnamespace, 'private'::regnamespace, 'vault'::regnamespace
+        )
+            and has_function_privilege('anon', p.oid, 'execute')
+    $$,
+    'anon may execute no function of api, app, private, vault'
+);
+
+select is_empty(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace = 'pgmq'::regnamespace
+            and has_function_privilege('anon', p.oid, 'execute')
+    $$,
+    'anon may execute no pgmq function (not even through a later grant of usage on pgmq)'
+);
+
+-- ---------------------------------------------------------------------------
+-- authenticated: api through RLS, two policy helpers in private, nothing else
+-- ---------------------------------------------------------------------------
+select set_eq(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace = 'private'::regnamespace
+            and has_function_privilege('authenticated', p.oid, 'execute')
+    $$,
+    array['private.current_practice_ids()', 'private.current_admin_practice_ids()'],
+    'authenticated may execute exactly the two policy helpers of private'
+);
+
+select is_empty(
+    $$
+        select c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        where c.relnamespace = 'private'::regnamespace
+            and (
+                has_table_privilege('authenticated', c.oid, 'select, insert, update, delete, truncate')
+                or has_any_column_privilege('authenticated', c.oid, 'select, insert, update')
+            )
+    $$,
+    'authenticated has no privilege on any relation of private'
+);
+
+select is_empty(
+    $$
+        select n.nspname
+        from pg_catalog.pg_namespace as n
+        where n.nspname in ('vault', 'pgmq') and has_schema_privilege('authenticated', n.oid, 'usage, create')
+    $$,
+    'authenticated has no usage on schemas vault and pgmq'
+);
+
+select is_empty(
+    $$
+        select c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        where c.relnamespace in ('vault'::regnamespace, 'pgmq'::regnamespace)
+            and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+            and (
+                has_table_privilege('authenticated', c.oid, 'select, insert, update, delete, truncate')
+                or has_any_column_privilege('authenticated', c.oid, 'select, insert, update')
+            )
+    $$,
+    'authenticated has no privilege on any table, view or sequence of vault and pgmq'
+);
+
+select is_empty(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace in ('vault'::regnamespace, 'pgmq'::regnamespace)
+            and has_function_privilege('authenticated', p.oid, 'execute')
+    $$,
+    'authenticated may execute no vault or pgmq function'
+);
+
+select ok(
+    not has_column_privilege('authenticated', 'app.merchant_accounts', 'credentials_secret_id', 'select'),
+    'authenticated has no select on app.merchant_accounts.credentials_secret_id'
+);
+
+select hasnt_column(
+    'api', 'merchant_accounts', 'credentials_secret_id',
+    'api.merchant_accounts does not expose credentials_secret_id'
+);
+
+select ok(
+    not has_table_privilege('authenticated', 'app.webhook_tokens', 'select, insert, update, delete, truncate')
+    and not has_any_column_privilege('authenticated', 'app.webhook_tokens', 'select, insert, update'),
+    'authenticated has no privilege on app.webhook_tokens'
+);
+
+-- The same rules, observed as a signed-in member of the account's practice.
+select tests.create_practice('Catalog Clinic', 'catalog-clinic') as practice_id \gset
+select tests.create_user('catalog-owner@example.test') as owner_id \gset
+select tests.add_member(:'practice_id', :'owner_id', 'owner');
+select tests.create_merchant_account(:'practice_id', 4242) as account_id \gset
+select tests.authenticate_as(:'owner_id');
+
+select results_eq(
+    $$ select count(*) from app.merchant_accounts where mx_merchant_id = 4242 $$,
+    array[1::bigint],
+    'the owner sees the account itself'
+);
+
+select throws_ok(
+    $$ select credentials_secret_id from app.merchant_accounts $$,
+    '42501', null,
+    'a member selecting credentials_secret_id gets permission denied'
+);
+
+select throws_ok(
+    $$ select token_hash from app.webhook_tokens $$,
+    '42501', null,
+    'a member reading webhook_tokens gets permission denied'
+);
+
+select throws_ok(
+    $$ select decrypted_secret from vault.decrypted_secrets $$,
+    '42501', null,
+    'a member reading the vault gets permission denied'
+);
+
+select throws_ok(
+    $$ select * from private.merchant_credentials('$$ || :'account_id' || $$') $$,
+    '42501', null,
+    'a member calling private.merchant_credentials gets permission denied'
+);
+
+select tests.clear_authentication();
+
+-- ---------------------------------------------------------------------------
+-- Service roles: their own procedures and nothing else
+-- ---------------------------------------------------------------------------
+select set_eq(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace = 'private'::regnamespace
+            and has_function_privilege('mx_webhook', p.oid, 'execute')
+    $$,
+    array['private.ingest_webhook(text,jsonb,text,text)'],
+    'mx_webhook may execute exactly private.ingest_webhook'
+);
+
+select set_eq(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace = 'private'::regnamespace
+            and has_function_privilege('mx_worker', p.oid, 'execute')
+    $$,
+    array[
+        'private.claim_ingest_events(integer,integer)',
+        'private.extend_ingest_visibility(bigint,integer)',
+        'private.retry_ingest_event(bigint,bigint,text,integer)',
+        'private.dead_letter_ingest_event(bigint,bigint,text,boolean)',
+        'private.apply_payment_event(bigint,bigint,timestamp with time zone,jsonb,jsonb,jsonb)',
+        'private.merchant_credentials(uuid)'
+    ],
+    'mx_worker may execute exactly its six procedures'
+);
+
+select is_empty(
+    $$
+        select r.rolname || ' ' || c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        cross join (values ('mx_webhook'), ('mx_worker')) as r (rolname)
+        where c.relnamespace in (
+            'api'::regnamespace, 'app'::regnamespace, 'private'::regnamespace,
+            'vault'::regnamespace, 'pgmq'::regnamespace
+        )
+            and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+            and (
+                has_table_privilege(r.rolname, c.oid, 'select, insert, update, delete, truncate')
+                or has_any_column_privilege(r.rolname, c.oid, 'select, insert, update')
+            )
+    $$,
+    'the service roles touch no table directly (only through their procedures)'
+);
+
+select is_empty(
+    $$
+        select r.rolname || ' ' || p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        cross join (values ('mx_webhook'), ('mx_worker')) as r (rolname)
+        where p.pronamespace in ('api'::regnamespace, 'app'::regnamespace, 'vault'::regnamespace)
+            and has_function_privilege(r.rolname, p.oid, 'execute')
+    $$,
+    'the service roles may execute nothing in api, app or vault'
+);
+
+select ok(
+    not exists (
+        select from pg_catalog.pg_roles as r
+        where r.rolname in ('mx_webhook', 'mx_worker') and (r.rolcanlogin or r.rolsuper or r.rolbypassrls)
+    ),
+    'the service group roles cannot log in, are not superusers and do not bypass RLS'
+);
+
+-- ---------------------------------------------------------------------------
+-- Comments on everything
+-- ---------------------------------------------------------------------------
+select is_empty(
+    $$
+        select c.oid::regclass::text
+        from pg_catalog.pg_class as c
+        where c.relnamespace in ('app'::regnamespace, 'api'::regnamespace, 'private'::regnamespace)
+            and c.relkind in ('r', 'p', 'v', 'm', 'f')
+            and obj_description(c.oid, 'pg_class') is null
+    $$,
+    'every table and view in app, api and private has a comment'
+);
+
+select is_empty(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace in ('app'::regnamespace, 'api'::regnamespace, 'private'::regnamespace)
+            and obj_description(p.oid, 'pg_proc') is null
+    $$,
+    'every function in app, api and private has a comment'
+);
+
+select is_empty(
+    $$
+        select n.nspname
+        from pg_catalog.pg_namespace as n
+        where n.nspname in ('app', 'api', 'private') and obj_description(n.oid, 'pg_namespace') is null
+    $$,
+    'schemas app, api and private have a comment'
+);
+
+select * from finish();
+rollback;
