@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,8 +13,9 @@ class WorkerSettings(BaseSettings):
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
     db_connect_timeout_seconds: float = 5.0
-    # None disables prepared statements: required behind the Supabase transaction pooler.
-    db_prepare_threshold: int | None = 5
+    # None (the default) disables prepared statements, which the Supabase transaction pooler
+    # requires; set a number (e.g. 5) on a direct or session-pooled connection.
+    db_prepare_threshold: int | None = None
     db_statement_timeout_ms: int = 30_000
 
     worker_concurrency: int = Field(8, ge=1, description="events processed at once")
@@ -41,6 +42,48 @@ class WorkerSettings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # -- synchronisation and scheduled work (docs/sync.md) ------------------------------------
+    scheduler_enabled: bool = Field(
+        True, description="run the scheduler (reconcile, contract sync, retention) in `worker run`"
+    )
+    scheduler_initial_delay_seconds: float = Field(
+        30.0, ge=0, description="wait this long after start before competing for the scheduler lock"
+    )
+    scheduler_tick_seconds: float = Field(
+        30.0, gt=0, description="how often the scheduler checks the lock and what is due"
+    )
+    reconcile_interval_minutes: float = Field(
+        15.0, gt=0, description="reconcile each merchant's payments this often"
+    )
+    reconcile_overlap_minutes: float = Field(
+        60.0,
+        ge=0,
+        description="reconcile re-reads this far behind its watermark (same-second "
+        "timestamps, late settlement)",
+    )
+    reconcile_initial_lookback_hours: float = Field(
+        72.0, gt=0, description="how far back the first reconcile of a merchant looks"
+    )
+    contract_sync_interval_minutes: float = Field(
+        60.0, gt=0, description="refresh each merchant's recurring contracts this often"
+    )
+    sync_page_size: int = Field(100, ge=1, le=100, description="records per MX list call")
+    mx_max_calls_per_minute_per_merchant: int = Field(
+        60, ge=1, description="sync calls to MX per merchant per minute (token bucket)"
+    )
+    retention_interval_minutes: float = Field(
+        60.0, gt=0, description="run retention pruning and the overdue sweep this often"
+    )
+    retention_event_days: int = Field(
+        30, ge=1, description="keep processed/ignored/rejected webhook events this many days"
+    )
+    retention_archive_days: int = Field(
+        7, ge=1, description="keep pgmq archive rows (mx_ingest, mx_ingest_dlq) this many days"
+    )
+    retention_batch_size: int = Field(
+        5000, ge=1, description="rows deleted per statement (one transaction each) when pruning"
+    )
+
     @field_validator("db_prepare_threshold", "mx_base_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -55,3 +98,66 @@ class WorkerSettings(BaseSettings):
                 "WORKER_VISIBILITY_SECONDS must be at least twice MX_TOTAL_TIMEOUT_SECONDS"
             )
         return self
+
+    # -- observability and alerts (docs/observability.md) ---------------------------------------
+    worker_metrics_port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="port of the Prometheus /metrics endpoint of `worker run` (0 disables); "
+        "each worker process needs its own",
+    )
+    worker_metrics_host: str = Field(
+        "0.0.0.0",  # noqa: S104 - scraped from outside the container
+        description="address the metrics endpoint binds to",
+    )
+    worker_metrics_refresh_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="queue gauges are read from Postgres at most this often, while scraped",
+    )
+    alert_check_seconds: float = Field(
+        60.0, ge=0, description="run the alert checks this often in `worker run` (0 disables)"
+    )
+    alert_repeat_minutes: int = Field(
+        60, ge=0, description="the same alert key is not sent again on a channel within this time"
+    )
+    alert_slack_webhook_url: SecretStr | None = Field(
+        None, description='Slack-compatible incoming webhook URL (POST {"text": ...})'
+    )
+    alert_smtp_host: str | None = Field(None, description="SMTP server for alert e-mail")
+    alert_smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
+    alert_smtp_from: str | None = Field(None, description="From address of alert e-mail")
+    alert_email_to: str | None = Field(None, description="alert recipients, comma-separated")
+    alert_smtp_user: str | None = Field(None, description="SMTP login (optional)")
+    alert_smtp_password: SecretStr | None = Field(None, description="SMTP password (optional)")
+    alert_smtp_starttls: bool = Field(True, description="upgrade the SMTP connection with STARTTLS")
+    alert_timeout_seconds: float = Field(10.0, gt=0, description="timeout of one alert delivery")
+    alert_source: str = Field(
+        "mx-worker", description="name in the alert subject (which deployment is speaking)"
+    )
+    alert_dlq_threshold: int = Field(
+        10, ge=0, description="alert when the dead-letter queue holds more messages than this"
+    )
+    alert_oldest_message_seconds: int = Field(
+        900, ge=1, description="alert when the oldest ingest message is older than this"
+    )
+    alert_silence_min_hours: float = Field(
+        24.0, gt=0, description="a merchant is silent after max(this, factor x its usual gap)"
+    )
+    alert_silence_factor: float = Field(
+        3.0, gt=0, description="k in max(ALERT_SILENCE_MIN_HOURS, k x usual gap between webhooks)"
+    )
+
+    @field_validator(
+        "alert_slack_webhook_url",
+        "alert_smtp_host",
+        "alert_smtp_from",
+        "alert_email_to",
+        "alert_smtp_user",
+        "alert_smtp_password",
+        mode="before",
+    )
+    @classmethod
+    def _empty_alert_setting_is_none(cls, value: object) -> object:
+        return None if value == "" else value
