@@ -26,14 +26,39 @@ language sql
 stable
 set search_path = ''
 as $$
+    with failing as (
+        -- failure evidence newer than a staff reactivation ends that reactivation
+        select coalesce(
+            m.payment_status = 'past_due' and m.payment_evidence_at > m.staff_decided_at, false
+        ) as by_payment,
+        coalesce(
+            m.overdue_at > m.staff_decided_at
+            and m.overdue_basis_at is not distinct from m.payment_evidence_at, false
+        ) as by_overdue
+    )
     select s.status, s.source, s.evidence_at
     from (
         select m.staff_status as status, 'staff' as source, m.staff_decided_at as evidence_at, 1 as rank
+        from failing as f
         where m.staff_status is not null
             and (
                 m.contract_status_changed_at is null
                 or m.contract_status_changed_at <= m.staff_decided_at
             )
+            and not (m.staff_status = 'active' and (f.by_payment or f.by_overdue))
+        union all
+        select
+            'past_due',
+            case when f.by_payment then 'payment' else 'system' end,
+            case when f.by_payment then m.payment_evidence_at else m.overdue_at end,
+            1
+        from failing as f
+        where m.staff_status = 'active'
+            and (
+                m.contract_status_changed_at is null
+                or m.contract_status_changed_at <= m.staff_decided_at
+            )
+            and (f.by_payment or f.by_overdue)
         union all
         select private.contract_membership_status(m.contract_status), 'contract', m.contract_status_changed_at, 2
         where private.contract_membership_status(m.contract_status) in ('paused', 'canceled')
@@ -52,7 +77,8 @@ as $$
     limit 1
 $$;
 comment on function private.resolve_membership_status(app.memberships) is
-'Apply the status precedence (staff, contract paused/canceled, overdue, payment, contract active).';
+'Apply the status precedence (staff, contract paused/canceled, overdue, payment, contract active); '
+'a staff reactivation ends when newer failure evidence arrives.';
 
 -- ---------------------------------------------------------------------------
 -- Billing intervals
