@@ -3,7 +3,8 @@
 --
 -- Status precedence (README "Membership status"):
 --   1. a staff decision (pause, cancel, reactivate) holds until MX changes the
---      contract's status after that decision;
+--      contract's status after that decision (a reactivation also ends on newer
+--      failure evidence: 20261129090200_create_membership_status_actions.sql);
 --   2. else the contract's status when it says paused (Inactive) or canceled
 --      (Cancelled, Deleted, Completed);
 --   3. else what the newest payment evidence shows: a successful sale -> active,
