@@ -17,6 +17,7 @@ import pytest
 
 from tests.mxstandin import StandinHandle, start_standin
 from tests.mxstandin.traffic import provision_merchant, run_traffic, webhook_for_payment
+from webhook.payload import parse_body
 from worker.mx.client import (
     PRODUCTION_BASE_URL,
     SANDBOX_BASE_URL,
@@ -27,7 +28,7 @@ from worker.mx.client import (
     base_url_for,
     parse_retry_after,
 )
-from worker.mx.models import MxPayment, MxWebhookPayload
+from worker.mx.models import MxPayment
 
 
 @pytest.fixture(scope="module")
@@ -479,12 +480,12 @@ async def test_traffic_generator_against_sink(standin: StandinHandle, client: Mx
     payment_events = 0
     for hook in received:
         assert all(v is None or isinstance(v, str) for v in hook.values())
-        payload = MxWebhookPayload.model_validate(hook)
-        if payload.is_payment_event:
+        parsed = parse_body(json.dumps(hook).encode())
+        assert parsed.problem is None, parsed.problem
+        if parsed.payment_id is not None:
             payment_events += 1
-            if payload.event_type == "RefundCreated":
-                assert payload.total_amount is not None
-                assert payload.total_amount < 0
+            if parsed.event_type == "RefundCreated":
+                assert Decimal(hook["totalAmount"]) < 0
     assert payment_events > 0
 
     # every payment id in a webhook is fetchable with that merchant's key

@@ -1,7 +1,8 @@
 """Structured logs: one JSON object a line on stderr.
 
-Callers pass their fields as ``extra={"fields": {...}}``. Never put a request body, an API
-secret, a webhook token or card data beyond the last four digits in a field.
+The one log format of the webhook and the worker. Fields go in ``extra={"fields": {...}}``.
+Callers never pass a request body, an API secret, a webhook token (a short hash prefix at
+most) or card data beyond the last four digits (``webhook.payload`` masks payloads first).
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
+
+_HANDLER_MARK = "_mx_json_logs"
 
 
 class JsonFormatter(logging.Formatter):
+    """Formats a record as ``{"ts", "level", "logger", "msg", ...fields}``."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -25,15 +30,30 @@ class JsonFormatter(logging.Formatter):
         if isinstance(fields, dict):
             entry.update(fields)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Send every log record (ours, uvicorn's, psycopg's) as JSON lines to stderr.
+
+    Idempotent: replaces the handler a previous call installed.
+    """
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # httpx logs every request URL at INFO; ids in URLs are fine, but it is noise.
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_MARK, False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    setattr(handler, _HANDLER_MARK, True)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # uvicorn's own loggers would otherwise format (and the access log would print the
+    # token in the path): route them to the root handler, access log off.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uv = logging.getLogger(name)
+        uv.handlers.clear()
+        uv.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request URL at INFO: noise at the worker's volume.
     logging.getLogger("httpx").setLevel(logging.WARNING)

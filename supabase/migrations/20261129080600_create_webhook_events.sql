@@ -45,6 +45,36 @@ $$;
 comment on function private.is_payment_event(text) is
 'Event types that name a payment to fetch; everything else is stored and marked ignored.';
 
+-- A rejected notification is kept with its reason and raw body. MX retries what it did not
+-- get a 2xx for, so the same bad body again only counts as a duplicate of the first.
+create function private.record_rejected_event(
+    p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text
+)
+returns bigint
+language sql
+security definer
+set search_path = ''
+as $$
+    insert into app.webhook_events (
+        practice_id, merchant_account_id, mx_merchant_id, event_type, dedupe_key, status,
+        reject_reason, payload, raw_body
+    )
+    values (
+        p_account.practice_id, p_account.id, p_account.mx_merchant_id, p_event_type,
+        format(
+            'rejected:%s:%s', p_account.mx_merchant_id,
+            encode(pg_catalog.sha256(convert_to(coalesce(p_raw_body, p_payload::text, ''), 'UTF8')), 'hex')
+        ),
+        'rejected', p_reason, p_payload, p_raw_body
+    )
+    on conflict (dedupe_key) where dedupe_key is not null do update
+    set duplicate_count = app.webhook_events.duplicate_count + 1,
+        last_duplicate_at = now()
+    returning id
+$$;
+comment on function private.record_rejected_event(app.merchant_accounts, text, jsonb, text, text) is
+'Store a rejected notification with its reason; the same body again is counted as a duplicate.';
+
 -- The webhook's one call per request. Authenticates the token, then in this one
 -- transaction records the event (deduplicated) and queues it.
 -- Outcomes: unknown_token (nothing stored), merchant_mismatch and rejected (stored as
@@ -80,20 +110,15 @@ begin
     end if;
 
     if p_problem is null and v_body_merchant is distinct from v_account.mx_merchant_id::text then
-        p_problem := format(
-            'merchantId %s does not belong to this callback URL', coalesce(v_body_merchant, '(none)')
+        return query select 'merchant_mismatch'::text, private.record_rejected_event(
+            v_account, v_event_type, p_payload, p_raw_body,
+            format('merchantId %s does not belong to this callback URL', left(coalesce(v_body_merchant, '(none)'), 32))
         );
-        insert into app.webhook_events (
-            practice_id, merchant_account_id, mx_merchant_id, event_type, status, reject_reason,
-            payload, raw_body
-        )
-        values (
-            v_account.practice_id, v_account.id, v_account.mx_merchant_id, v_event_type, 'rejected',
-            p_problem, p_payload, p_raw_body
-        )
-        returning id into event_id;
-        return query select 'merchant_mismatch'::text, event_id;
         return;
+    end if;
+
+    if p_problem is null and v_event_type is null then
+        p_problem := 'eventType is missing';
     end if;
 
     if p_problem is null and private.is_payment_event(v_event_type) then
@@ -105,16 +130,9 @@ begin
     end if;
 
     if p_problem is not null then
-        insert into app.webhook_events (
-            practice_id, merchant_account_id, mx_merchant_id, event_type, status, reject_reason,
-            payload, raw_body
-        )
-        values (
-            v_account.practice_id, v_account.id, v_account.mx_merchant_id, v_event_type, 'rejected',
-            p_problem, p_payload, p_raw_body
-        )
-        returning id into event_id;
-        return query select 'rejected'::text, event_id;
+        return query select 'rejected'::text, private.record_rejected_event(
+            v_account, v_event_type, p_payload, p_raw_body, p_problem
+        );
         return;
     end if;
 

@@ -2,7 +2,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(45);
+select plan(50);
 
 select tests.create_practice('Ingest Clinic', 'ingest-clinic') as practice_id \gset
 select tests.create_practice('Other Clinic', 'other-clinic') as other_practice_id \gset
@@ -320,8 +320,39 @@ select is(
 );
 select is(
     (select count(*) from app.webhook_events where dedupe_key is null),
-    (select count(*) from app.webhook_events where status = 'rejected'),
-    'only rejected events lack a dedupe key'
+    0::bigint,
+    'every stored event has a dedupe key'
+);
+select is(
+    (select count(*) from app.webhook_events where status = 'rejected' and dedupe_key not like 'rejected:%'),
+    0::bigint,
+    'rejected events are keyed by their body (rejected:merchant:sha256)'
+);
+
+-- MX retries what it did not get a 2xx for: the same bad body again is counted, not stored again.
+select results_eq(
+    $$ select outcome from private.ingest_webhook(
+        tests.token_for(1001, 'b'), null, '{"broken json', 'body is not valid JSON') $$,
+    $$ values ('rejected') $$,
+    'a bad body is rejected'
+);
+select results_eq(
+    $$ select outcome from private.ingest_webhook(
+        tests.token_for(1001, 'b'), null, '{"broken json', 'body is not valid JSON') $$,
+    $$ values ('rejected') $$,
+    'the same bad body again is rejected again'
+);
+select results_eq(
+    $$ select count(*), max(duplicate_count) from app.webhook_events where raw_body = '{"broken json' $$,
+    $$ values (1::bigint, 1) $$,
+    'and stored once, its repeat counted'
+);
+select event_id as no_type_event
+from private.ingest_webhook(tests.token_for(1001, 'b'), '{"merchantId": "1001"}'::jsonb, null, null) \gset
+select results_eq(
+    format($$ select status, reject_reason from app.webhook_events where id = %s $$, :no_type_event),
+    $$ values ('rejected', 'eventType is missing') $$,
+    'a body without eventType is rejected by the procedure itself'
 );
 
 -- The webhook's role can call its procedure and nothing more.

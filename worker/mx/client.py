@@ -23,6 +23,7 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import ValidationError
 
+from worker import metrics
 from worker.mx.models import (
     MxContract,
     MxErrorBody,
@@ -326,7 +327,12 @@ class MxClient:
             self._global = asyncio.Semaphore(self.max_connections)
         # Queue here, not inside httpcore: its pool rescans every queued request on each
         # state change, which costs O(queued x connections) per request under load.
-        async with self._semaphore(merchant_id), self._global:
+        # the timing starts once both slots are held: MX's latency, not our queueing
+        async with (
+            self._semaphore(merchant_id),
+            self._global,
+            metrics.MxTiming(method, path) as timing,
+        ):
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.total_timeout):
@@ -346,6 +352,7 @@ class MxClient:
             except httpx.TransportError as exc:
                 raise MxTransientError(None, None, f"{what}: {type(exc).__name__}: {exc}") from exc
             elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+            timing.status = response.status_code
         log.debug(
             "mx request",
             extra={

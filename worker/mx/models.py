@@ -35,8 +35,6 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 __all__ = [
-    "NON_PAYMENT_EVENT_TYPES",
-    "PAYMENT_EVENT_TYPES",
     "MxCardAccount",
     "MxContract",
     "MxErrorBody",
@@ -49,7 +47,6 @@ __all__ = [
     "MxPayment",
     "MxPaymentPurchase",
     "MxSubscription",
-    "MxWebhookPayload",
     "format_mx_text_datetime",
     "money_str",
     "parse_money",
@@ -58,18 +55,6 @@ __all__ = [
     "parse_mx_local_datetime",
     "redact_card_secrets",
 ]
-
-PAYMENT_EVENT_TYPES = frozenset({"PaymentSuccess", "PaymentFail", "RefundCreated"})
-NON_PAYMENT_EVENT_TYPES = frozenset(
-    {
-        "BatchClosed",
-        "Deposit",
-        "Chargeback",
-        "ExpiredCard",
-        "NewStatement",
-        "UpcomingSAQExpiration",
-    }
-)
 
 # --------------------------------------------------------------------------------------------
 # scalar parsers
@@ -809,86 +794,4 @@ class MxList(MxModel, Generic[T]):
         return {
             "record_count": self.record_count,
             "records": [r.canonical() for r in self.records],
-        }
-
-
-# --------------------------------------------------------------------------------------------
-# webhook payload
-# --------------------------------------------------------------------------------------------
-
-
-class MxWebhookPayload(MxModel):
-    """The flat webhook notification. Every value arrives as a string (``""``/``null`` when
-    missing). ``eventType`` is always required; ``merchantId`` and ``id`` are required for
-    payment events (``PaymentSuccess``, ``PaymentFail``, ``RefundCreated``). Non-payment
-    events (``BatchClosed``, ``Deposit``, unknown ones) are accepted with whatever they hold.
-    """
-
-    event_type: Annotated[str, BeforeValidator(_blank_to_none)]
-    merchant_id: MxId = None
-    xmid: OptStr = None
-    dba: OptStr = None
-    id: MxId = None
-    invoice_id: MxId = None
-    invoice_number: OptStr = None
-    transaction_date: UtcDateTime = None
-    local_date: LocalDateTime = None
-    transaction_type_name: OptStr = None
-    payment_type: OptStr = None
-    card: OptStr = None
-    reference_number: OptStr = None
-    authorization_code: OptStr = None
-    response_code: OptStr = None
-    replay_id: OptStr = None
-    pan4: OptStr = None
-    total_amount: Money = None
-    base_amount: Money = None
-    response_message: OptStr = None
-    customer: OptStr = None
-    customer_number: OptStr = None
-    source: OptStr = None
-    custom_fields: Annotated[Any, BeforeValidator(_blank_to_none)] = None
-
-    @model_validator(mode="after")
-    def _payment_fields(self) -> MxWebhookPayload:
-        if self.event_type in PAYMENT_EVENT_TYPES:
-            missing = [
-                name
-                for name, value in (("merchantId", self.merchant_id), ("id", self.id))
-                if value is None
-            ]
-            if missing:
-                raise ValueError(
-                    f"{self.event_type} payload lacks required field(s): {', '.join(missing)}"
-                )
-        return self
-
-    @property
-    def is_payment_event(self) -> bool:
-        return self.event_type in PAYMENT_EVENT_TYPES
-
-    def dedupe_key(self) -> tuple[int | None, str, int | None]:
-        """Content key for duplicate detection (MX sends no event id)."""
-        return (self.merchant_id, self.event_type, self.id)
-
-    def canonical(self) -> dict[str, Any]:
-        return {
-            "event_type": self.event_type,
-            "merchant_id": self.merchant_id,
-            "payment_id": self.id,
-            "invoice_id": self.invoice_id,
-            "invoice_number": self.invoice_number,
-            "transaction_date": _iso(self.transaction_date),
-            "local_date": _iso(self.local_date),
-            "transaction_type_name": self.transaction_type_name,
-            "payment_type": self.payment_type,
-            "card": self.card,
-            "pan4": self.pan4,
-            "total_amount": money_str(self.total_amount),
-            "response_code": self.response_code,
-            "response_message": self.response_message,
-            "customer": self.customer,
-            "customer_number": self.customer_number,
-            "source": self.source,
-            "raw": self.redacted_raw(),
         }

@@ -1,0 +1,91 @@
+"""Run the real webhook app with uvicorn on a free loopback port, in a background thread.
+
+Usage::
+
+    server = start_webhook(db_url, webhook_rate_per_token=5)
+    httpx.post(f"{server.base_url}/webhooks/mx/{token}", json=...)
+    server.stop()
+
+or ``with start_webhook(db_url) as server: ...``. Keyword arguments override settings by
+field name (see ``webhook.settings.Settings``).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from webhook.app import create_app
+from webhook.settings import Settings
+from worker.logs import configure_logging
+
+
+@dataclass
+class WebhookServer:
+    """A running webhook receiver; ``stop()`` shuts it down (lifespan closes the pool)."""
+
+    base_url: str
+    settings: Settings
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout)
+
+    def __enter__(self) -> WebhookServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_webhook(
+    database_url: str, *, startup_timeout: float = 10.0, **settings_overrides: Any
+) -> WebhookServer:
+    """Start the webhook app on 127.0.0.1 (a free port) and wait until it accepts requests."""
+    settings = Settings(
+        database_url=database_url, webhook_host="127.0.0.1", webhook_port=0, **settings_overrides
+    )
+    configure_logging(settings.log_level)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.webhook_forwarded_allow_ips,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"webhook-{port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(5)
+            sock.close()
+            raise RuntimeError("webhook server did not start")
+        time.sleep(0.01)
+    return WebhookServer(f"http://127.0.0.1:{port}", settings, server, thread)

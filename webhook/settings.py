@@ -1,0 +1,65 @@
+"""Settings of the webhook receiver, read from the environment (no prefix), in one place."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the webhook receiver; each field reads the upper-case env variable."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field(description="libpq URL of the project database (role mx_webhook).")
+    webhook_host: str = Field("127.0.0.1", description="Address uvicorn binds to.")
+    webhook_port: int = Field(8080, ge=0, le=65535, description="Port uvicorn binds to.")
+    webhook_max_body_bytes: int = Field(65536, gt=0, description="Larger bodies get 413.")
+    webhook_rate_per_token: float = Field(
+        50.0, ge=0, description="Requests per second per callback token (0 disables)."
+    )
+    webhook_burst_per_token: int = Field(100, ge=1, description="Burst size per callback token.")
+    webhook_rate_per_address: float = Field(
+        200.0, ge=0, description="Requests per second per client address (0 disables)."
+    )
+    webhook_burst_per_address: int = Field(400, ge=1, description="Burst size per client address.")
+    webhook_rate_limit_max_keys: int = Field(
+        10000, ge=1, description="Most token buckets kept per limiter; idle ones are evicted first."
+    )
+    webhook_retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After sent with 503 when the database is unavailable."
+    )
+    webhook_forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies trusted for X-Forwarded-For (uvicorn forwarded_allow_ips).",
+    )
+    db_pool_min_size: int = Field(1, ge=0, description="Connections the pool keeps open.")
+    db_pool_max_size: int = Field(10, ge=1, description="Most connections the pool opens.")
+    db_connect_timeout_seconds: float = Field(
+        2.0, gt=0, description="Longest wait for a pooled connection (and libpq connect timeout)."
+    )
+    db_reconnect_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long the pool retries a failed connection (backoff) before starting over.",
+    )
+    db_statement_timeout_ms: int = Field(
+        5000, ge=0, description="statement_timeout set on every connection (0 = server default)."
+    )
+    db_prepare_threshold: int | None = Field(
+        None,
+        description="psycopg prepare_threshold; empty = never (Supabase transaction pooler).",
+    )
+    log_level: str = Field("INFO", description="Python log level of the JSON logs on stderr.")
+
+    @field_validator("db_prepare_threshold", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip() == "":
+            return None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
