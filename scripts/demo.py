@@ -56,7 +56,10 @@ def build_database() -> tuple[str, str, str]:
     url = localdb.fresh_database(DEMO_DB)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute((ROOT / "supabase" / "seed.sql").read_text())  # type: ignore[arg-type]
-    passwords = {"webhook_password": secrets.token_urlsafe(16), "worker_password": secrets.token_urlsafe(16)}
+    passwords = {
+        "webhook_password": secrets.token_urlsafe(16),
+        "worker_password": secrets.token_urlsafe(16),
+    }
     subprocess.run(
         ["psql", url, "-q", "-v", "ON_ERROR_STOP=1"]
         + [arg for key, value in passwords.items() for arg in ("-v", f"{key}={value}")]
@@ -71,7 +74,9 @@ def build_database() -> tuple[str, str, str]:
     )
 
 
-def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+def start(
+    name: str, args: list[str], env: dict[str, str], log_dir: Path
+) -> subprocess.Popen[bytes]:
     log = (log_dir / f"{name}.log").open("wb")
     # own session: Ctrl-C reaches the demo only, which then stops each child in order
     return subprocess.Popen(
@@ -141,17 +146,23 @@ async def onboard(owner_url: str, standin: dict[str, Any], webhook_base: str) ->
     return merchants
 
 
-async def play_traffic(standin: dict[str, Any], merchants: list[SimMerchant], seconds: float) -> TrafficReport:
+async def play_traffic(
+    standin: dict[str, Any], merchants: list[SimMerchant], seconds: float
+) -> TrafficReport:
     if seconds > 0:
         say(f"simulated MX traffic for {seconds:g}s at ~{RATE_PER_SECOND:g} events/s")
-        return await run_traffic(standin["control_url"], merchants, seconds, RATE_PER_SECOND, seed=42)
+        return await run_traffic(
+            standin["control_url"], merchants, seconds, RATE_PER_SECOND, seed=42
+        )
     say("simulated MX traffic until Ctrl-C")
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stopping.set)
     total = TrafficReport()
     round_no = 0
     while not stopping.is_set():
-        part = await run_traffic(standin["control_url"], merchants, 5, RATE_PER_SECOND, seed=42 + round_no)
+        part = await run_traffic(
+            standin["control_url"], merchants, 5, RATE_PER_SECOND, seed=42 + round_no
+        )
         round_no += 1
         total.posts += part.posts
         total.duplicates_sent += part.duplicates_sent
@@ -214,18 +225,19 @@ def summary(owner_url: str, report: TrafficReport) -> str:
         lines.append(f"\n{practice}")
         lines.append(f"  patients {patients}, payments {payments}")
         lines.append(
-            f"  events: {processed} processed, {dups} duplicates dropped, {ignored} non-payment stored, "
-            f"{dead} dead-lettered, {rejected} rejected, {pending} still queued"
+            f"  events: {processed} processed, {dups} duplicates dropped, "
+            f"{ignored} non-payment stored, {dead} dead-lettered, {rejected} rejected, "
+            f"{pending} still queued"
         )
         for entry in by_practice.get(practice, ["(no memberships yet)"]):
             lines.append(f"    {entry}")
     accepted = sum(count for status, count in report.http_status.items() if 200 <= status < 300)
     lines.append("")
+    others = {s: c for s, c in report.http_status.items() if not 200 <= s < 300}
     lines.append(
-        f"MX traffic: {report.posts} webhooks posted ({report.duplicates_sent} deliberate duplicates, "
-        f"{report.reordered} held back and sent out of order), {accepted} answered 2xx, "
-        f"other answers {dict((s, c) for s, c in report.http_status.items() if not 200 <= s < 300)}, "
-        f"connection errors {report.transport_errors}"
+        f"MX traffic: {report.posts} webhooks posted ({report.duplicates_sent} deliberate "
+        f"duplicates, {report.reordered} held back and sent out of order), {accepted} answered "
+        f"2xx, other answers {others}, connection errors {report.transport_errors}"
     )
     return "\n".join(lines)
 

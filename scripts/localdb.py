@@ -78,7 +78,9 @@ def database_url(name: str) -> str:
 
 def drop_database(name: str) -> None:
     with psycopg.connect(server_url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
 
 
 def create_database(name: str, template: str | None = None) -> str:

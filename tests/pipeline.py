@@ -48,7 +48,9 @@ def unfinished(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def drain(settings: WorkerSettings, *, workers: int = 1, timeout: float = 60) -> list[Consumer]:
+async def drain(
+    settings: WorkerSettings, *, workers: int = 1, timeout: float = 60
+) -> list[Consumer]:
     """Run ``workers`` consumers until no event is queued or retrying, then stop them."""
     consumers = [Consumer(settings) for _ in range(workers)]
     tasks = [asyncio.create_task(c.run()) for c in consumers]

@@ -79,7 +79,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     if os.geteuid() == 0:
         shutil.chown(data_dir, "postgres", "postgres")
     subprocess.run(
-        _as_postgres([str(_bindir() / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust"]),
+        _as_postgres(
+            [str(_bindir() / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust"]
+        ),
         check=True,
         stdout=subprocess.DEVNULL,
     )

@@ -17,7 +17,9 @@ README = (ROOT / "README.md").read_text()
 
 @pytest.mark.parametrize("settings_class", [WebhookSettings, WorkerSettings])
 def test_every_setting_is_documented(settings_class: type[BaseSettings]) -> None:
-    missing = [name.upper() for name in settings_class.model_fields if f"`{name.upper()}`" not in README]
+    missing = [
+        name.upper() for name in settings_class.model_fields if f"`{name.upper()}`" not in README
+    ]
     assert not missing, f"settings missing from README.md: {missing}"
 
 

@@ -42,14 +42,22 @@ def scenario() -> Iterator[tuple[StandinHandle, dict[str, Any], list[dict[str, A
 
     ann = state.create_customer(mid, name="Ann Lee")["id"]
     bob = state.create_customer(mid, name="Bob Hill")["id"]
-    first = sale(customer_id=ann, lines=[TRT, BPC], contract={"interval": "Monthly", "every": "1 Month"},
-                 created="2030-01-01T09:00:00Z")
+    first = sale(
+        customer_id=ann,
+        lines=[TRT, BPC],
+        contract={"interval": "Monthly", "every": "1 Month"},
+        created="2030-01-01T09:00:00Z",
+    )
     contract = first["contract"]["id"]
     sale(contract_id=contract, declined=True, created="2030-02-01T09:00:00Z")
     sale(contract_id=contract, created="2030-02-03T09:00:00Z")
     one_off = sale(customer_id=bob, lines=[SEMA], source="QuickPay", created="2030-01-15T12:00:00Z")
-    sale(customer_id=bob, lines=[SEMA], source="QuickPay", created="2030-01-15T12:00:00Z")  # same second
-    refund = state.create_refund(one_off["payment"]["id"], amount="50", created="2030-01-20T12:00:00Z")
+    sale(
+        customer_id=bob, lines=[SEMA], source="QuickPay", created="2030-01-15T12:00:00Z"
+    )  # same second
+    refund = state.create_refund(
+        one_off["payment"]["id"], amount="50", created="2030-01-20T12:00:00Z"
+    )
     webhooks.append(refund["webhook"])
     state.set_payment_status(first["payment"]["id"], "Settled")
     yield standin, merchant, webhooks
@@ -57,14 +65,14 @@ def scenario() -> Iterator[tuple[StandinHandle, dict[str, Any], list[dict[str, A
 
 
 SNAPSHOT_QUERIES = {
-    "payments": "select id, status, type, amount, refunded_amount, original_payment_id, mx_created_at "
-    "from app.payments order by id",
+    "payments": "select id, status, type, amount, refunded_amount, original_payment_id, "
+    "mx_created_at from app.payments order by id",
     "invoices": "select id, invoice_number, status, total_amount from app.invoices order by id",
     "lines": "select l.invoice_id, l.line_no, l.product_name, c.name from app.invoice_lines as l "
     "join app.categories as c on c.id = l.category_id order by 1, 2",
     "patients": "select mx_customer_id, name from app.patients order by name",
-    "memberships": "select pt.name, c.name, m.status, m.started_on, m.last_paid_at, m.amount, m.product_names "
-    "from app.memberships as m join app.patients as pt on pt.id = m.patient_id "
+    "memberships": "select pt.name, c.name, m.status, m.started_on, m.last_paid_at, m.amount, "
+    "m.product_names from app.memberships as m join app.patients as pt on pt.id = m.patient_id "
     "join app.categories as c on c.id = m.category_id order by 1, 2",
 }
 
@@ -73,12 +81,16 @@ def snapshot(db_url: str) -> dict[str, list[tuple[Any, ...]]]:
     return {name: query(db_url, sql) for name, sql in SNAPSHOT_QUERIES.items()}
 
 
-def replay(template_db: str, standin: StandinHandle, merchant: dict[str, Any], stream: list[dict[str, Any]]) -> dict[str, Any]:
+def replay(
+    template_db: str, standin: StandinHandle, merchant: dict[str, Any], stream: list[dict[str, Any]]
+) -> dict[str, Any]:
     name = f"mx_prop_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     db_url = localdb.create_database(name, template=template_db)
     try:
         account = create_merchant(
-            db_url, merchant["merchant_id"], consumer_key=merchant["consumer_key"],
+            db_url,
+            merchant["merchant_id"],
+            consumer_key=merchant["consumer_key"],
             consumer_secret=merchant["consumer_secret"],
         )
         for payload in stream:
@@ -90,14 +102,20 @@ def replay(template_db: str, standin: StandinHandle, merchant: dict[str, Any], s
 
 
 @pytest.fixture(scope="module")
-def in_order(template_db: str, scenario: tuple[StandinHandle, dict[str, Any], list[dict[str, Any]]]) -> dict[str, Any]:
+def in_order(
+    template_db: str, scenario: tuple[StandinHandle, dict[str, Any], list[dict[str, Any]]]
+) -> dict[str, Any]:
     standin, merchant, webhooks = scenario
     state = replay(template_db, standin, merchant, webhooks)
-    assert len(state["payments"]) == 6 and state["memberships"], state  # the scenario landed
+    # the scenario landed
+    assert len(state["payments"]) == 6, state
+    assert state["memberships"], state
     return state
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_duplication_and_reordering_converges(
     data: st.DataObject,
@@ -119,19 +137,27 @@ async def test_worker_survives_a_postgres_restart() -> None:
             db_url = cluster.project_database()
             created = standin.state.create_merchant(merchant_id=1000088888)
             account = create_merchant(
-                db_url, created["merchant_id"], consumer_key=created["consumer_key"],
+                db_url,
+                created["merchant_id"],
+                consumer_key=created["consumer_key"],
                 consumer_secret=created["consumer_secret"],
             )
 
             def burst(n: int) -> None:
                 for _ in range(n):
-                    ingest(db_url, account.token, standin.state.create_sale(created["merchant_id"], lines=[TRT])["webhook"])
+                    ingest(
+                        db_url,
+                        account.token,
+                        standin.state.create_sale(created["merchant_id"], lines=[TRT])["webhook"],
+                    )
 
             standin.state.configure(latency_ms=30)
             burst(20)
             consumer = Consumer(worker_settings(db_url, standin.base_url, worker_concurrency=4))
             task = asyncio.create_task(consumer.run())
-            while await asyncio.to_thread(query, db_url, "select count(*) from app.webhook_events where status = 'processed'") < [(3,)]:
+            while await asyncio.to_thread(
+                query, db_url, "select count(*) from app.webhook_events where status = 'processed'"
+            ) < [(3,)]:
                 await asyncio.sleep(0.05)
             await asyncio.to_thread(cluster.restart)
             burst(20)
@@ -142,7 +168,9 @@ async def test_worker_survives_a_postgres_restart() -> None:
                 await asyncio.sleep(0.2)
             consumer.request_stop()
             await task
-            assert query(db_url, "select status, count(*) from app.webhook_events group by 1") == [("processed", 40)]
+            assert query(db_url, "select status, count(*) from app.webhook_events group by 1") == [
+                ("processed", 40)
+            ]
             assert query(db_url, "select count(*) from app.payments") == [(40,)]
             with psycopg.connect(db_url) as conn:  # a fresh connection works as before
                 assert conn.execute("select 1").fetchone() == (1,)
