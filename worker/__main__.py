@@ -6,11 +6,16 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from worker.commands import run
+from worker.commands import alerts, run
+from worker.commands import sync as sync_commands
 from worker.commands.common import CommandError
 
 # Each module adds its sub-commands; see worker/commands/__init__.py.
-COMMAND_MODULES = [run]
+COMMAND_MODULES = [
+    run,
+    alerts,
+    sync_commands,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,8 +12,11 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from worker import metrics
+from worker.alerts import observability_tasks, stop_tasks
 from worker.ingest import ClaimedEvent, CredentialsCache, EventProcessor
 from worker.mx.client import MxClient, base_url_for
+from worker.scheduler import Scheduler
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker.consumer")
@@ -45,6 +48,7 @@ class Consumer:
         self.settings = settings
         self.stopping = asyncio.Event()
         self.counts: Counter[str] = Counter()
+        self.scheduler: Scheduler | None = None
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -58,6 +62,7 @@ class Consumer:
         # One base URL per process: the stand-in or proxy override, else by environment.
         # Per-environment clients would be needed if one worker served both sandbox and
         # production merchants without an override; production is the default.
+        scheduling: asyncio.Task[None] | None = None
         mx = MxClient(
             base_url_for("production", settings.mx_base_url),
             connect_timeout=settings.mx_connect_timeout_seconds,
@@ -65,6 +70,7 @@ class Consumer:
             total_timeout=settings.mx_total_timeout_seconds,
             per_merchant_concurrency=settings.mx_per_merchant_concurrency,
         )
+        side_tasks = observability_tasks(pool, settings)  # queue gauges, alert checks
         try:
             async with mx:
                 processor = EventProcessor(
@@ -73,8 +79,20 @@ class Consumer:
                     settings,
                     CredentialsCache(pool, settings.worker_credentials_cache_seconds),
                 )
-                await self._loop(processor)
+                # the scheduled jobs (docs/sync.md): one scheduler per worker, one of them
+                # active at a time (advisory lock)
+                if settings.scheduler_enabled:
+                    self.scheduler = Scheduler(settings, pool, mx, self.stopping)
+                    scheduling = asyncio.create_task(self.scheduler.run())
+                try:
+                    await self._loop(processor)
+                finally:
+                    if scheduling is not None:
+                        scheduling.cancel()  # a run it interrupts is recorded as failed
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await scheduling
         finally:
+            await stop_tasks(side_tasks)
             await pool.close()
             log.info("worker stopped", extra={"fields": dict(self.counts)})
 
@@ -120,6 +138,7 @@ class Consumer:
             # Could not even record the failure: the message reappears after its visibility
             # timeout and is tried again then.
             self.counts["unrecorded"] += 1
+            metrics.observe_event(event.event_type, "unrecorded", loop.time() - started)
             log.error(
                 "event left for redelivery",
                 extra={"fields": {"event_id": event.event_id, "error": str(exc)[:200]}},
@@ -161,6 +180,7 @@ class Consumer:
                 with contextlib.suppress(psycopg.Error, PoolTimeout):
                     await processor.release(event)
                 self.counts["released"] += 1
+                metrics.EVENTS.labels(outcome="released", event_type=event.event_type).inc()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -173,4 +193,11 @@ async def run_worker(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, consumer.request_stop)
-    await consumer.run()
+    server = metrics.start_metrics_server(
+        settings.worker_metrics_port, settings.worker_metrics_host
+    )
+    try:
+        await consumer.run()
+    finally:
+        if server is not None:
+            server.close()

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from worker import metrics
 from worker.mx.client import MxClient, MxCredentials, MxPermanentError, MxTransientError
 from worker.settings import WorkerSettings
 
@@ -175,10 +176,13 @@ class EventProcessor:
 
     async def process(self, event: ClaimedEvent) -> Outcome:
         lease = asyncio.create_task(self._keep_hidden(event))
+        started = time.monotonic()
         try:
-            return await self._process(event)
+            outcome = await self._process(event)
         finally:
             lease.cancel()
+        metrics.observe_event(event.event_type, outcome.status, time.monotonic() - started)
+        return outcome
 
     async def _process(self, event: ClaimedEvent) -> Outcome:
         try:

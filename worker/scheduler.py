@@ -1,0 +1,192 @@
+"""The worker's scheduler: reconcile, contract sync, retention and the overdue sweep.
+
+Every ``python -m worker run`` starts one; exactly one of them, across any number of
+workers, does the work: the one holding a Postgres advisory lock, taken with
+``pg_try_advisory_lock`` on a dedicated connection (session-level, so it lives exactly as
+long as that connection). The lock is checked before every job; when the connection is lost
+the lock is gone with it, and this scheduler stops scheduling until it reacquires it.
+
+What is due is decided from ``app.sync_runs`` (``private.sync_due_accounts``), not from
+memory, so a scheduler that takes over from another does not repeat its work. On Supabase,
+pg_cron may run the SQL-only jobs instead (sql/ops/schedule_pg_cron.sql, docs/sync.md); the
+HTTP jobs (reconcile, contracts) always run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from worker.mx.client import MxClient
+from worker.settings import WorkerSettings
+from worker.sync import AlreadyRunning, SyncContext, due_accounts, reconcile, sync_contracts
+
+log = logging.getLogger("worker.scheduler")
+
+# pg_try_advisory_lock key of the scheduler: "mxsched" in ASCII, one value for every worker.
+LOCK_KEY = 0x6D78_7363_6865_64
+
+
+class Scheduler:
+    """Runs the scheduled jobs while it holds the scheduler lock."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        pool: AsyncConnectionPool[Any],
+        mx: MxClient,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.stopping = stopping
+        self.ctx = SyncContext.create(pool, mx, settings)
+        self.holding = False
+        self.counts: Counter[str] = Counter()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._last_sql_jobs: float | None = None
+
+    # -- the lock -------------------------------------------------------------------------------
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def check_lock(self) -> bool:
+        """Hold (or try to take) the lock; False when this scheduler must not schedule."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self.settings.database_url,
+                    autocommit=True,
+                    connect_timeout=max(1, round(self.settings.db_connect_timeout_seconds)),
+                    application_name="mx-worker-scheduler",
+                    prepare_threshold=None,
+                )
+                self.holding = False
+            if self.holding:
+                # the session still lives, so the lock with it
+                await self._conn.execute("select 1")
+            else:
+                cur = await self._conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,))
+                row = await cur.fetchone()
+                self.holding = bool(row and row[0])
+                if self.holding:
+                    self.counts["lock_acquired"] += 1
+                    log.info("scheduler lock acquired: this worker runs the scheduled jobs")
+        except (psycopg.Error, OSError) as exc:
+            if self.holding:
+                self.counts["lock_lost"] += 1
+                log.error(
+                    "scheduler lock lost with its connection; scheduling stops until reacquired",
+                    extra={"fields": {"error": str(exc)[:200]}},
+                )
+            self.holding = False
+            await self._close()
+        return self.holding
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        settings = self.settings
+        try:
+            if await self._sleep(settings.scheduler_initial_delay_seconds):
+                return
+            while not self.stopping.is_set():
+                if await self.check_lock():
+                    try:
+                        await self.tick()
+                    except (psycopg.Error, OSError) as exc:
+                        log.error(
+                            "scheduler tick failed", extra={"fields": {"error": str(exc)[:200]}}
+                        )
+                if await self._sleep(settings.scheduler_tick_seconds):
+                    return
+        finally:
+            await self._close()  # closing the session releases the lock
+            self.holding = False
+
+    async def tick(self) -> None:
+        """Everything due now: per merchant reconcile and contract sync, then the SQL jobs."""
+        settings = self.settings
+        self.counts["ticks"] += 1
+        jobs = (
+            ("reconcile", timedelta(minutes=settings.reconcile_interval_minutes), reconcile),
+            (
+                "contracts",
+                timedelta(minutes=settings.contract_sync_interval_minutes),
+                sync_contracts,
+            ),
+        )
+        for kind, every, job in jobs:
+            for account in await due_accounts(self.pool, kind, every):
+                if self.stopping.is_set() or not await self.check_lock():
+                    return
+                try:
+                    result = await job(self.ctx, account, run_by="scheduler")
+                except AlreadyRunning:
+                    continue
+                self.counts[f"{kind}_{result.status}"] += 1
+        now = time.monotonic()
+        interval = settings.retention_interval_minutes * 60
+        if self._last_sql_jobs is None or now - self._last_sql_jobs >= interval:
+            if not await self.check_lock():
+                return
+            self._last_sql_jobs = now
+            await self.prune()
+            await self.mark_overdue()
+
+    async def prune(self) -> dict[str, int]:
+        """Retention in batches, one transaction per batch, until nothing is left to delete."""
+        settings = self.settings
+        totals: Counter[str] = Counter()
+        while not self.stopping.is_set():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select webhook_events, ingest_archive, dlq_archive "
+                    "from private.prune_retention(%s, %s, %s)",
+                    (
+                        settings.retention_event_days,
+                        settings.retention_archive_days,
+                        settings.retention_batch_size,
+                    ),
+                )
+                row = await cur.fetchone()
+            if row is None or not any(row):
+                break
+            totals.update(
+                {"webhook_events": row[0], "ingest_archive": row[1], "dlq_archive": row[2]}
+            )
+        if totals:
+            log.info("retention pruned", extra={"fields": dict(totals)})
+        return dict(totals)
+
+    async def mark_overdue(self) -> int | None:
+        """``private.mark_overdue_memberships`` when the schema has it."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select to_regprocedure(%s) is not null",
+                ("private.mark_overdue_memberships(timestamptz)",),
+            )
+            row = await cur.fetchone()
+            if not row or not row[0]:
+                return None
+            cur = await conn.execute("select private.mark_overdue_memberships()")
+            row = await cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopping; True when stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        return self.stopping.is_set()
