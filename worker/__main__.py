@@ -6,7 +6,16 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from worker.commands import alerts, run
+from worker.commands import (
+    alerts,
+    deadletters,
+    legacy,
+    merchants,
+    practices,
+    run,
+    status,
+    subscriptions,
+)
 from worker.commands import sync as sync_commands
 from worker.commands.common import CommandError
 
@@ -15,6 +24,12 @@ COMMAND_MODULES = [
     run,
     alerts,
     sync_commands,
+    practices,
+    merchants,
+    subscriptions,
+    deadletters,
+    status,
+    legacy,
 ]
 
 

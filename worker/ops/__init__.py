@@ -1,0 +1,1 @@
+"""Helpers of the operator commands (worker/commands): database calls and MX access."""
