@@ -127,22 +127,49 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
+def operator(args: list[str], env: dict[str, str]) -> Any:
+    """Run an operator command (``python -m worker ... --json``) and return its JSON output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", *args, "--json"],
+        cwd=ROOT,
+        env={**os.environ, "LOG_LEVEL": "WARNING", **env},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"demo: `worker {' '.join(args)}` failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
 async def onboard(owner_url: str, standin: dict[str, Any], webhook_base: str) -> list[SimMerchant]:
-    """One MX merchant per seeded practice, onboarded the way an operator would."""
+    """One MX merchant per seeded practice, onboarded with the operator command line."""
     merchants = []
     with psycopg.connect(owner_url) as conn:
-        practices = conn.execute("select id, name from app.practices order by name").fetchall()
-        for practice_id, name in practices:
-            sim = await provision_merchant(standin["control_url"], name=name)
-            account = conn.execute(
-                "select private.upsert_merchant_account(%s, %s, %s, 'production', %s, %s)",
-                (practice_id, sim.merchant_id, name, sim.consumer_key, sim.consumer_secret),
-            ).fetchone()
-            assert account is not None
-            token = secrets.token_urlsafe(32)
-            conn.execute("select private.add_webhook_token(%s, %s)", (account[0], token))
-            sim.webhook_url = f"{webhook_base}/webhooks/mx/{token}"
-            merchants.append(sim)
+        practices = conn.execute("select slug, name from app.practices order by name").fetchall()
+    for slug, name in practices:
+        sim = await provision_merchant(standin["control_url"], name=name)
+        account = operator(
+            [
+                "merchant",
+                "add",
+                "--practice",
+                slug,
+                "--mx-merchant-id",
+                str(sim.merchant_id),
+                "--environment",
+                "production",
+                "--name",
+                name,
+            ],
+            {
+                "DATABASE_URL": owner_url,
+                "MX_CONSUMER_KEY": sim.consumer_key,
+                "MX_CONSUMER_SECRET": sim.consumer_secret,
+                "WEBHOOK_PUBLIC_URL": webhook_base,
+            },
+        )
+        sim.webhook_url = account["callback_url"]
+        merchants.append(sim)
     return merchants
 
 
@@ -208,7 +235,11 @@ def summary(owner_url: str, report: TrafficReport) -> str:
                    count(*) filter (where e.status = 'rejected'),
                    coalesce(sum(e.duplicate_count), 0),
                    (select count(*) from app.patients as pt where pt.practice_id = p.id),
-                   (select count(*) from app.payments as pay where pay.practice_id = p.id)
+                   (select count(*) from app.payments as pay where pay.practice_id = p.id),
+            (select count(*) from app.products as pr
+             where pr.practice_id = p.id and not pr.category_confirmed
+                 and pr.suggested_category_id is not null
+                 and pr.category_id is distinct from pr.suggested_category_id)
             from app.practices as p
             left join app.webhook_events as e on e.practice_id = p.id
             group by p.id, p.name order by p.name
@@ -221,9 +252,23 @@ def summary(owner_url: str, report: TrafficReport) -> str:
     lines.append("=" * 78)
     lines.append("Membership dashboard after the run")
     lines.append("=" * 78)
-    for practice, processed, pending, dead, ignored, rejected, dups, patients, payments in events:
+    for (
+        practice,
+        processed,
+        pending,
+        dead,
+        ignored,
+        rejected,
+        dups,
+        patients,
+        payments,
+        waiting,
+    ) in events:
         lines.append(f"\n{practice}")
-        lines.append(f"  patients {patients}, payments {payments}")
+        lines.append(
+            f"  patients {patients}, payments {payments}, "
+            f"{waiting} new products with a suggested programme awaiting confirmation"
+        )
         lines.append(
             f"  events: {processed} processed, {dups} duplicates dropped, "
             f"{ignored} non-payment stored, {dead} dead-lettered, {rejected} rejected, "
@@ -239,6 +284,42 @@ def summary(owner_url: str, report: TrafficReport) -> str:
         f"duplicates, {report.reordered} held back and sent out of order), {accepted} answered "
         f"2xx, other answers {others}, connection errors {report.transport_errors}"
     )
+    return "\n".join(lines)
+
+
+def _sync_line(runs: list[dict[str, Any]]) -> str:
+    statuses = sorted({str(r.get("status")) for r in runs})
+    found = sum(int(r.get("found") or 0) for r in runs)
+    queued = sum(int(r.get("queued") or 0) for r in runs)
+    return f"{len(runs)} merchants, runs {'/'.join(statuses)}, {found} found, {queued} queued"
+
+
+def dashboard_as_owner(owner_url: str) -> str:
+    """What a practice owner sees through the Supabase API: the same role and JWT claims
+    PostgREST sets, so row-level security decides what comes back."""
+    lines = ["", "Dashboard of Northside TRT & Wellness, read as its owner through the api schema:"]
+    owner = "00000000-0000-4000-8000-000000000001"
+    with psycopg.connect(owner_url) as conn, conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"sub": owner, "role": "authenticated"}),),
+        )
+        practice = conn.execute("select id, name from api.practices").fetchall()
+        lines.append(f"  practices visible to this user: {[name for _, name in practice]}")
+        practice_id = practice[0][0]
+        tabs = conn.execute(
+            "select * from api.membership_tab_counts(%s)", (practice_id,)
+        ).fetchall()
+        lines.append("  tabs: " + ", ".join(f"{row[2]} {row[-1]}" for row in tabs))
+        rows = conn.execute(
+            "select patient_name, category_name, status, started_on, last_paid_at::date "
+            "from api.list_memberships(%s, p_sort => 'last_paid_at.desc', p_limit => 8)",
+            (practice_id,),
+        ).fetchall()
+        lines.append(f"  {'patient':<18} {'programme':<14} {'status':<9} {'started':<11} last paid")
+        for name, programme, status, started, last_paid in rows:
+            lines.append(f"  {name:<18} {programme:<14} {status:<9} {started!s:<11} {last_paid}")
     return "\n".join(lines)
 
 
@@ -286,7 +367,14 @@ def main() -> int:
         report = asyncio.run(play_traffic(standin, merchants, seconds))
         say("traffic done; waiting for the workers to finish the queue")
         drained = wait_drained(owner_url)
+        sync_env = {"DATABASE_URL": owner_url, "MX_BASE_URL": standin["base_url"]}
+        contracts = operator(["contracts", "--all"], sync_env)
+        say(f"contract sync: {_sync_line(contracts)} (paused and canceled contracts now show)")
+        reconcile = operator(["reconcile", "--all"], sync_env)
+        say(f"reconcile: {_sync_line(reconcile)}")
+        drained = wait_drained(owner_url) and drained
         print(summary(owner_url, report))
+        print(dashboard_as_owner(owner_url))
         if not drained:
             say("the queue did not drain in time: see the logs")
             return 1

@@ -10,11 +10,12 @@ values
 ('00000000-0000-4000-8000-000000000004', 'admin@summit-menshealth.example')
 on conflict (id) do nothing;
 
-insert into app.practices (id, name, slug, timezone)
+-- Summit trusts the keyword suggestions: new products go straight to the suggested programme.
+insert into app.practices (id, name, slug, timezone, auto_apply_suggestions)
 values
-('10000000-0000-4000-8000-000000000001', 'Northside TRT & Wellness', 'northside-trt', 'America/Chicago'),
-('10000000-0000-4000-8000-000000000002', 'Coastal Weight Loss', 'coastal-weightloss', 'America/Los_Angeles'),
-('10000000-0000-4000-8000-000000000003', 'Summit Men''s Health', 'summit-menshealth', 'America/Denver')
+('10000000-0000-4000-8000-000000000001', 'Northside TRT & Wellness', 'northside-trt', 'America/Chicago', false),
+('10000000-0000-4000-8000-000000000002', 'Coastal Weight Loss', 'coastal-weightloss', 'America/Los_Angeles', false),
+('10000000-0000-4000-8000-000000000003', 'Summit Men''s Health', 'summit-menshealth', 'America/Denver', true)
 on conflict (id) do nothing;
 
 insert into app.practice_members (practice_id, user_id, role)
