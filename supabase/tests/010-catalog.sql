@@ -182,8 +182,12 @@ select is_empty(
 );
 
 -- ---------------------------------------------------------------------------
--- authenticated: api through RLS, two policy helpers in private, nothing else
+-- authenticated: api through RLS, two policy helpers in private and one checked definer
 -- ---------------------------------------------------------------------------
+-- private.request_event_replay(bigint) is the one deliberate exception to "definers are for
+-- the service roles": api.replay_webhook_event (invoker) calls it for the event explorer, and
+-- it checks the caller against private.current_admin_practice_ids() itself before replaying
+-- (20261129100100_create_event_explorer.sql; behaviour tested in 100-event-explorer.sql).
 select set_eq(
     $$
         select p.oid::regprocedure::text
@@ -191,8 +195,12 @@ select set_eq(
         where p.pronamespace = 'private'::regnamespace
             and has_function_privilege('authenticated', p.oid, 'execute')
     $$,
-    array['private.current_practice_ids()', 'private.current_admin_practice_ids()'],
-    'authenticated may execute exactly the two policy helpers of private'
+    array[
+        'private.current_practice_ids()',
+        'private.current_admin_practice_ids()',
+        'private.request_event_replay(bigint)'
+    ],
+    'authenticated may execute exactly the two policy helpers of private and the checked replay request'
 );
 
 select is_empty(
@@ -318,14 +326,34 @@ select set_eq(
             and has_function_privilege('mx_worker', p.oid, 'execute')
     $$,
     array[
+        -- ingest (20261129080800_create_service_roles.sql)
         'private.claim_ingest_events(integer,integer)',
         'private.extend_ingest_visibility(bigint,integer)',
         'private.retry_ingest_event(bigint,bigint,text,integer)',
         'private.dead_letter_ingest_event(bigint,bigint,text,boolean)',
         'private.apply_payment_event(bigint,bigint,timestamp with time zone,jsonb,jsonb,jsonb)',
-        'private.merchant_credentials(uuid)'
+        'private.merchant_credentials(uuid)',
+        -- sync runs (20261129110000_create_sync_runs.sql)
+        'private.sync_accounts(bigint)',
+        'private.sync_due_accounts(text,interval)',
+        'private.start_sync_run(uuid,text,text,timestamp with time zone,jsonb,bigint,interval)',
+        'private.record_sync_progress(bigint,integer,integer,integer,jsonb)',
+        'private.finish_sync_run(bigint,boolean,text,integer,integer,integer,jsonb,timestamp with time zone)',
+        'private.reconcile_watermark(uuid)',
+        'private.resumable_backfill(uuid)',
+        'private.queue_sync_payments(bigint,jsonb)',
+        -- contract sync (20261129110100_create_contract_sync.sql)
+        'private.apply_contract(bigint,timestamp with time zone,jsonb,jsonb)',
+        -- retention and overdue sweep (20261129110200_create_retention.sql)
+        'private.prune_retention(integer,integer,integer,timestamp with time zone)',
+        'private.mark_overdue_memberships(timestamp with time zone)',
+        -- alerts (20261129120000_create_alert_signals.sql)
+        'private.queue_depths()',
+        'private.alert_signals(double precision,double precision)',
+        'private.alert_claim(text,text,text,text,integer)',
+        'private.alert_release(text,text,text)'
     ],
-    'mx_worker may execute exactly its six procedures'
+    'mx_worker may execute exactly the 21 procedures the migrations grant it'
 );
 
 select is_empty(
