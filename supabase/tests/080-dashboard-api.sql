@@ -69,7 +69,7 @@ update app.memberships set fulfillment = 'mail_out', google_review_submitted = t
 
 -- keyset walk: every page through the API, cursor of the last row
 create function tests.walk(p_practice uuid, p_sort text, p_limit integer)
-returns uuid []
+returns uuid[]
 language plpgsql
 set search_path = ''
 as $$
@@ -106,8 +106,10 @@ select is(
 );
 select is(
     tests.walk(:'pm', 'last_paid_at.desc', 4),
-    array(select id from app.memberships where practice_id = :'pm'
-        order by coalesce(last_paid_at, '-infinity') desc, id desc),
+    (
+        select array_agg(id order by coalesce(last_paid_at, '-infinity'::timestamptz) desc, id desc)
+        from app.memberships where practice_id = :'pm'
+    ),
     'last_paid_at desc, pages of 4 (a missing date sorts last): no duplicates, no gaps'
 );
 select is(
