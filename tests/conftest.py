@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from scripts import localdb
+from tests.mxstandin.server import StandinHandle, start_standin
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +75,22 @@ def create_merchant(
         assert account
         conn.execute("select private.add_webhook_token(%s, %s)", (account[0], token))
     return Merchant(practice_id[0], account[0], mx_merchant_id, key, secret, token)
+
+
+@pytest.fixture
+def standin(request: pytest.FixtureRequest) -> Iterator[StandinHandle]:
+    """The MX stand-in on a loopback port; a module sets STANDIN_SEED for other data."""
+    handle = start_standin(seed=getattr(request.module, "STANDIN_SEED", 7))
+    yield handle
+    handle.stop()
+
+
+def onboard(db_url: str, standin: StandinHandle, mx_merchant_id: int) -> Merchant:
+    """A merchant known to the stand-in (with API keys) and onboarded in the database."""
+    created = standin.state.create_merchant(merchant_id=mx_merchant_id)
+    return create_merchant(
+        db_url,
+        created["merchant_id"],
+        consumer_key=created["consumer_key"],
+        consumer_secret=created["consumer_secret"],
+    )

@@ -20,10 +20,12 @@ import psycopg
 import pytest
 
 from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
+from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker import alerts
 from worker.settings import WorkerSettings
+
+STANDIN_SEED = 11
 
 ROOT = Path(__file__).resolve().parent.parent
 TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}
@@ -97,13 +99,6 @@ def smtp() -> Iterator[SmtpSink]:
     yield sink
     sink.shutdown()
     sink.server_close()
-
-
-@pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=11)
-    yield handle
-    handle.stop()
 
 
 def slack_texts(standin: StandinHandle, name: str = "slack") -> list[str]:

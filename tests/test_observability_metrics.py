@@ -10,37 +10,25 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
+from tests.conftest import Merchant, onboard
+from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, unfinished, worker_settings
 from worker import metrics
+
+STANDIN_SEED = 5
 
 ROOT = Path(__file__).resolve().parent.parent
 TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}
 
 
 @pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=5)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
 def merchant(db_url: str, standin: StandinHandle) -> Merchant:
-    created = standin.state.create_merchant(merchant_id=1000066001)
-    return create_merchant(
-        db_url,
-        created["merchant_id"],
-        consumer_key=created["consumer_key"],
-        consumer_secret=created["consumer_secret"],
-    )
+    return onboard(db_url, standin, 1000066001)
 
 
 def free_port() -> int:

@@ -4,26 +4,20 @@ against a real database and the MX stand-in."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
+from tests.conftest import Merchant, create_merchant, onboard
+from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker.__main__ import main
 
+STANDIN_SEED = 11
+
 PUBLIC = "https://hooks.example.test"
 TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}
-
-
-@pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=11)
-    yield handle
-    handle.stop()
 
 
 @pytest.fixture
@@ -312,13 +306,7 @@ def test_subscriptions_subscribe_list_remove(
 # ---------------------------------------------------------------------------
 @pytest.fixture
 def merchant(db_url: str, standin: StandinHandle) -> Merchant:
-    created = standin.state.create_merchant(merchant_id=1000012345)
-    return create_merchant(
-        db_url,
-        created["merchant_id"],
-        consumer_key=created["consumer_key"],
-        consumer_secret=created["consumer_secret"],
-    )
+    return onboard(db_url, standin, 1000012345)
 
 
 def _dead_event(db_url: str, standin: StandinHandle, merchant: Merchant) -> tuple[int, int]:

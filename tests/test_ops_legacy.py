@@ -14,9 +14,11 @@ import pytest
 
 from scripts import localdb
 from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
+from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker.__main__ import main
+
+STANDIN_SEED = 5
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_schema.sql"
 TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}
@@ -32,13 +34,6 @@ def legacy_url() -> Iterator[str]:
         conn.execute(FIXTURE.read_text())  # type: ignore[arg-type]  # a trusted fixture
     yield url
     localdb.drop_database(name)
-
-
-@pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=5)
-    yield handle
-    handle.stop()
 
 
 @pytest.fixture

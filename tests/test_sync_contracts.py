@@ -4,17 +4,18 @@ a contract's undelivered payments are queued and linked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
+from tests.conftest import Merchant, onboard
+from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker.commands.sync import sync_context
 from worker.settings import WorkerSettings
 from worker.sync import Account, RunResult, sync_contracts
+
+STANDIN_SEED = 12
 
 TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}
 SEMA = {"product_name": "Semaglutide 2.5mg", "price": "299"}
@@ -29,21 +30,8 @@ MEMBERSHIP_SQL = """
 
 
 @pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=12)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
 def merchant(db_url: str, standin: StandinHandle) -> Merchant:
-    created = standin.state.create_merchant(merchant_id=1000020002)
-    return create_merchant(
-        db_url,
-        created["merchant_id"],
-        consumer_key=created["consumer_key"],
-        consumer_secret=created["consumer_secret"],
-    )
+    return onboard(db_url, standin, 1000020002)
 
 
 async def contracts(settings: WorkerSettings, merchant: Merchant) -> RunResult:

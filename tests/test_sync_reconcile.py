@@ -6,37 +6,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
+from tests.conftest import Merchant, onboard
+from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker.__main__ import main
 from worker.commands.sync import sync_context
 from worker.sync import Account, TokenBucket, reconcile
 
+STANDIN_SEED = 11
+
 TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}
 
 
 @pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=11)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
 def merchant(db_url: str, standin: StandinHandle) -> Merchant:
-    created = standin.state.create_merchant(merchant_id=1000020001)
-    return create_merchant(
-        db_url,
-        created["merchant_id"],
-        consumer_key=created["consumer_key"],
-        consumer_secret=created["consumer_secret"],
-    )
+    return onboard(db_url, standin, 1000020001)
 
 
 @pytest.fixture

@@ -4,34 +4,22 @@ it gives the lock up with its connection and takes it back; retention prunes in 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
+from tests.conftest import Merchant, onboard
+from tests.mxstandin.server import StandinHandle
 from tests.pipeline import query, worker_settings
 from worker.consumer import Consumer, make_pool
 from worker.mx.client import MxClient
 from worker.scheduler import Scheduler
 
-
-@pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=14)
-    yield handle
-    handle.stop()
+STANDIN_SEED = 14
 
 
 @pytest.fixture
 def merchant(db_url: str, standin: StandinHandle) -> Merchant:
-    created = standin.state.create_merchant(merchant_id=1000020004)
-    return create_merchant(
-        db_url,
-        created["merchant_id"],
-        consumer_key=created["consumer_key"],
-        consumer_secret=created["consumer_secret"],
-    )
+    return onboard(db_url, standin, 1000020004)
 
 
 async def wait_for(predicate: object, timeout: float = 15) -> None:

@@ -7,14 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
+from tests.conftest import Merchant, onboard
+from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, unfinished, worker_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,21 +22,8 @@ BPC = {"product_name": "BPC-157 5mg", "price": "31.12"}
 
 
 @pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=7)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
 def merchant(db_url: str, standin: StandinHandle) -> Merchant:
-    created = standin.state.create_merchant(merchant_id=1000012345)
-    return create_merchant(
-        db_url,
-        created["merchant_id"],
-        consumer_key=created["consumer_key"],
-        consumer_secret=created["consumer_secret"],
-    )
+    return onboard(db_url, standin, 1000012345)
 
 
 def sale(standin: StandinHandle, merchant: Merchant, **kwargs: object) -> dict[str, object]:
