@@ -497,3 +497,20 @@ async def test_traffic_generator_against_sink(standin: StandinHandle, client: Mx
 
     hook = await webhook_for_payment(standin, some[0])
     assert hook["id"] == str(some[0])
+
+
+async def test_credentials_route_calls_to_their_environment() -> None:
+    """A merchant's credentials carry its environment's API base; the client's own base URL is
+    only the fallback, so sandbox and production merchants share one client."""
+    with start_standin(seed=1) as production, start_standin(seed=2) as sandbox:
+        merchant = sandbox.state.create_merchant(name="Sandbox Clinic")
+        sale = sandbox.state.create_sale(merchant["merchant_id"])
+        creds = MxCredentials(
+            merchant["consumer_key"], merchant["consumer_secret"], base_url=sandbox.base_url
+        )
+        async with MxClient(production.base_url) as client:
+            payment = await client.get_payment(
+                creds, merchant["merchant_id"], sale["payment"]["id"]
+            )
+        assert payment.id == sale["payment"]["id"]
+        assert production.state.read_counters()["total"] == 0

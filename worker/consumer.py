@@ -59,9 +59,8 @@ class Consumer:
         settings = self.settings
         pool = make_pool(settings, application_name="mx-worker")
         await pool.open(wait=False)
-        # One base URL per process: the stand-in or proxy override, else by environment.
-        # Per-environment clients would be needed if one worker served both sandbox and
-        # production merchants without an override; production is the default.
+        # The base URL here is only a fallback: each merchant's credentials carry the API of
+        # its environment (CredentialsCache), so sandbox and production merchants mix freely.
         scheduling: asyncio.Task[None] | None = None
         mx = MxClient(
             base_url_for("production", settings.mx_base_url),
@@ -77,7 +76,9 @@ class Consumer:
                     pool,
                     mx,
                     settings,
-                    CredentialsCache(pool, settings.worker_credentials_cache_seconds),
+                    CredentialsCache(
+                        pool, settings.worker_credentials_cache_seconds, settings.mx_base_url
+                    ),
                 )
                 # the scheduled jobs (docs/sync.md): one scheduler per worker, one of them
                 # active at a time (advisory lock)

@@ -22,7 +22,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from worker import metrics
-from worker.mx.client import MxClient, MxCredentials, MxPermanentError, MxTransientError
+from worker.mx.client import (
+    MxClient,
+    MxCredentials,
+    MxPermanentError,
+    MxTransientError,
+    base_url_for,
+)
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker.ingest")
@@ -91,9 +97,12 @@ def backoff_seconds(attempts: int, settings: WorkerSettings, retry_after: float 
 class CredentialsCache:
     """Merchant API keys read from Vault through ``private.merchant_credentials``."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], ttl_seconds: float) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], ttl_seconds: float, mx_base_url: str | None
+    ) -> None:
         self._pool = pool
         self._ttl = ttl_seconds
+        self._mx_base_url = mx_base_url
         self._entries: dict[UUID, tuple[float, MxCredentials, str]] = {}
 
     async def get(self, merchant_account_id: UUID) -> tuple[MxCredentials, str]:
@@ -109,7 +118,13 @@ class CredentialsCache:
             row = await cur.fetchone()
         if row is None or not row[1] or not row[2]:
             raise PermanentFailure("merchant account has no API credentials", credentials=True)
-        creds = MxCredentials(consumer_key=row[1], consumer_secret=row[2])
+        # sandbox and production merchants can share one worker: each call goes to the
+        # API of its merchant's environment (MX_BASE_URL overrides both)
+        creds = MxCredentials(
+            consumer_key=row[1],
+            consumer_secret=row[2],
+            base_url=base_url_for(row[0], self._mx_base_url),
+        )
         self._entries[merchant_account_id] = (time.monotonic() + self._ttl, creds, row[0])
         return creds, row[0]
 

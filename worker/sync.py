@@ -105,7 +105,9 @@ class SyncContext:
             pool=pool,
             mx=mx,
             settings=settings,
-            credentials=CredentialsCache(pool, settings.worker_credentials_cache_seconds),
+            credentials=CredentialsCache(
+                pool, settings.worker_credentials_cache_seconds, settings.mx_base_url
+            ),
             limiter=RateLimiter(settings.mx_max_calls_per_minute_per_merchant),
         )
 

@@ -80,10 +80,12 @@ def base_url_for(environment: str, override: str | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MxCredentials:
-    """An MX API key pair. The secret never appears in ``repr``/``str``."""
+    """An MX API key pair, and the API base of the merchant's environment (``None``: the
+    client's base URL). The secret never appears in ``repr``/``str``."""
 
     consumer_key: str
     consumer_secret: str = field(repr=False)
+    base_url: str | None = None
 
     def auth(self) -> httpx.BasicAuth:
         return httpx.BasicAuth(self.consumer_key, self.consumer_secret)
@@ -336,8 +338,10 @@ class MxClient:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.total_timeout):
+                    # an absolute URL (the merchant's environment) overrides the client's base
+                    url = f"{creds.base_url.rstrip('/')}{path}" if creds.base_url else path
                     response = await http.request(
-                        method, path, params=params, json=json_body, auth=creds.auth()
+                        method, url, params=params, json=json_body, auth=creds.auth()
                     )
             except TimeoutError as exc:
                 log.warning(
