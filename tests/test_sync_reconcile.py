@@ -15,6 +15,7 @@ from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker.__main__ import main
 from worker.commands.sync import sync_context
+from worker.metrics import REGISTRY
 from worker.sync import Account, TokenBucket, reconcile
 
 STANDIN_SEED = 11
@@ -63,11 +64,14 @@ async def test_reconcile_queues_exactly_the_missed_payments(
     settings = worker_settings(db_url, standin.base_url, scheduler_enabled=False)
     await drain(settings)
 
+    gaps_before = REGISTRY.get_sample_value("mx_worker_reconcile_gaps_total") or 0
     code, [result] = await asyncio.to_thread(
         cli_json, capsys, "reconcile", "--mx-merchant-id", str(merchant.mx_merchant_id)
     )
     assert code == 0
     assert (result["status"], result["found"], result["queued"]) == ("succeeded", 3, 3)
+    # the gaps are counted for Prometheus (and the reconcile alert)
+    assert REGISTRY.get_sample_value("mx_worker_reconcile_gaps_total") == gaps_before + 3
     queued = query(
         db_url,
         "select payment_id, origin, event_type from app.webhook_events "

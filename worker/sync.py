@@ -23,6 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from worker import metrics
 from worker.ingest import CredentialsCache, PermanentFailure
 from worker.mx.client import MxClient, MxCredentials, MxError
 from worker.mx.models import MxContract, MxPayment
@@ -366,7 +367,9 @@ async def reconcile(ctx: SyncContext, account: Account, *, run_by: str = "operat
         if run.watermark is None or (previous is not None and run.watermark < previous):
             run.watermark = previous
 
-    return await guarded(ctx, run, work)
+    result = await guarded(ctx, run, work)
+    metrics.RECONCILE_GAPS.inc(result.queued)  # webhooks MX never delivered, queued now
+    return result
 
 
 # --------------------------------------------------------------------------------------------
