@@ -1,0 +1,1104 @@
+"""``make bench``: each benchmark beside its ceiling, in one run, and the ratio between them.
+
+    python -m scripts.bench [--only ingest|worker|dashboard]
+                            [--practices N --payments N --memberships N] [--quick]
+
+* ingest: ``wrk`` against a running ``python -m webhook`` (max throughput, closed loop), an
+  open-loop fixed-rate run at half that throughput for p99 (``scripts/bench_load.py``), and
+  the ceiling: ``pgbench`` running the same ``private.ingest_webhook`` call with the same
+  payload and concurrency on the same database.
+* worker: events pre-queued through ingest, ``python -m worker run`` draining them with the
+  MX stand-in at 0 ms and at 100 ms; ceiling: ``pgbench`` calling
+  ``private.apply_payment_event`` with the canonical JSON the worker would build.
+* dashboard: scale data (``sql/bench/generate_scale_data.sql``), then every ``api`` list,
+  count and metrics query as a member of the largest practice exactly as PostgREST runs it
+  (role and JWT claims set per transaction), beside the same query as the table owner
+  (no RLS), and ``explain (analyze, buffers)`` of each.
+
+Absolute times drift on a shared machine: every figure is printed beside its ceiling.
+Results: the table on stdout, ``.run/bench/results.json`` and ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+from psycopg.types.json import Jsonb
+
+from scripts import localdb
+from scripts.bench_load import open_loop
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = ROOT / ".run" / "bench"
+DOC = ROOT / "docs" / "benchmarks.md"
+CONCURRENCY = 10  # wrk connections = pgbench clients = the webhook's pool size (DB_POOL_MAX_SIZE)
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Row:
+    benchmark: str
+    subject: str
+    ceiling: str
+    ratio: float | None
+    target: str
+    met: bool | None
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    plans: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        mark = "n/a" if row.met is None else ("MET" if row.met else "MISSED")
+        ratio = "-" if row.ratio is None else f"{row.ratio:.2f}"
+        say(f"{row.benchmark}: {row.subject} | ceiling {row.ceiling} | ratio {ratio} | {mark}")
+
+
+def table_markdown(rows: list[Row]) -> str:
+    out = [
+        "| benchmark | subject | ceiling | ratio | target | met |",
+        "|---|---|---|---:|---|---|",
+    ]
+    for r in rows:
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+        met = "-" if r.met is None else ("yes" if r.met else "**no**")
+        out.append(f"| {r.benchmark} | {r.subject} | {r.ceiling} | {ratio} | {r.target} | {met} |")
+    return "\n".join(out)
+
+
+def table_text(rows: list[Row]) -> str:
+    head = ("benchmark", "subject", "ceiling", "ratio", "target", "met")
+    body = [
+        (
+            r.benchmark,
+            r.subject,
+            r.ceiling,
+            "-" if r.ratio is None else f"{r.ratio:.2f}",
+            r.target,
+            "-" if r.met is None else ("yes" if r.met else "NO"),
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    with psycopg.connect(localdb.server_url()) as conn:
+        row = conn.execute("select version()").fetchone()
+    return {
+        "nproc": str(os.cpu_count()),
+        "memory": f"{mem_kb / 1024 / 1024:.0f} GiB",
+        "postgres": str(row[0]).split(" on ")[0] if row else "?",
+        "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def login_roles(url: str) -> tuple[str, str]:
+    """The webhook's and worker's least-privilege login roles (sql/ops/create_login_roles.sql)."""
+    pw = {
+        "webhook_password": secrets.token_urlsafe(16),
+        "worker_password": secrets.token_urlsafe(16),
+    }
+    subprocess.run(
+        ["psql", url, "-q", "-X", "-v", "ON_ERROR_STOP=1"]
+        + [a for k, v in pw.items() for a in ("-v", f"{k}={v}")]
+        + ["-f", str(ROOT / "sql" / "ops" / "create_login_roles.sql")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return (
+        with_user(url, "mx_webhook_login", pw["webhook_password"]),
+        with_user(url, "mx_worker_login", pw["worker_password"]),
+    )
+
+
+def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = (RUN_DIR / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"bench: {url} did not become ready (see {RUN_DIR}/*.log)")
+
+
+def pgbench(
+    url: str, script: Path, clients: int, extra: list[str], log_prefix: str
+) -> dict[str, float]:
+    """Run pgbench with per-transaction logs; tps and latency percentiles (ms)."""
+    for old in RUN_DIR.glob(f"{log_prefix}*"):
+        old.unlink()
+    cmd = [
+        "pgbench",
+        "-n",
+        "-M",
+        "extended",
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-f",
+        str(script),
+        "-l",
+        f"--log-prefix={RUN_DIR / log_prefix}",
+        *extra,
+        url,
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=RUN_DIR)
+    text = out.stdout + out.stderr
+    tps = float(re.search(r"tps = ([0-9.]+) \(without initial", text).group(1))  # type: ignore[union-attr]
+    failed = re.search(r"number of failed transactions: (\d+)", text)
+    lat: list[float] = []
+    for path in RUN_DIR.glob(f"{log_prefix}*"):
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[2].isdigit():
+                lat.append(int(parts[2]) / 1000)
+    lat.sort()
+    return {
+        "tps": tps,
+        "transactions": len(lat),
+        "failed": float(failed.group(1)) if failed else 0.0,
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+    }
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+# ------------------------------------------------------------------------------ MX payloads
+
+
+def mx_body(merchant_id: int, payment_id: int | str) -> dict[str, str]:
+    """The MX-shaped notification the wrk script sends (same keys and values)."""
+    return {
+        "eventType": "PaymentSuccess",
+        "merchantId": str(merchant_id),
+        "xmid": "5000012345",
+        "dba": "Bench Practice",
+        "id": str(payment_id),
+        "invoiceId": "",
+        "invoiceNumber": "2636",
+        "transactionDate": "Aug 11 2025 10:02AM",
+        "localDate": "Aug 11 2025  6:02AM",
+        "transactionTypeName": "Sale",
+        "paymentType": "Card",
+        "card": "Visa",
+        "referenceNumber": "522310012345",
+        "authorizationCode": "A1B2C3",
+        "responseCode": "0",
+        "replayId": "",
+        "pan4": "4242",
+        "totalAmount": "181.12",
+        "baseAmount": "181.12",
+        "responseMessage": "Approved or completed successfully",
+        "customer": "Jane Doe",
+        "customerNumber": "C00042",
+        "source": "Recurring",
+        "customFields": "",
+        "fee": "0.00",
+    }
+
+
+def make_practice(
+    conn: psycopg.Connection[Any],
+    name: str,
+    mx_merchant_id: int,
+    key: str | None = None,
+    secret: str | None = None,
+) -> tuple[str, str]:
+    """A practice with one merchant account and one webhook token; returns (account id, token)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    row = conn.execute(
+        "insert into app.practices (name, slug) values (%s, %s) returning id", (name, slug)
+    ).fetchone()
+    assert row is not None
+    account = conn.execute(
+        "select private.upsert_merchant_account(%s, %s, %s, 'production', %s, %s)",
+        (row[0], mx_merchant_id, name, key, secret),
+    ).fetchone()
+    assert account is not None
+    token = secrets.token_urlsafe(32)
+    conn.execute("select private.add_webhook_token(%s, %s)", (account[0], token))
+    return str(account[0]), token
+
+
+# ------------------------------------------------------------------------------ (a) ingest
+
+
+def bench_ingest(results: Results, quick: bool) -> None:
+    seconds = 8 if quick else 20
+    say("ingest: fresh database, login roles, one merchant")
+    url = localdb.fresh_database("mx_bench_ingest")
+    webhook_url, _ = login_roles(url)
+    merchant_id = 1000012345
+    with psycopg.connect(url, autocommit=True) as conn:
+        _, token = make_practice(conn, "Bench Ingest Practice", merchant_id)
+    port = free_port()
+    env = {
+        "DATABASE_URL": webhook_url,
+        "WEBHOOK_PORT": str(port),
+        "DB_POOL_MIN_SIZE": str(CONCURRENCY),
+        "DB_POOL_MAX_SIZE": str(CONCURRENCY),
+        # one client address and one token: the per-token/per-address limits (50/s, 200/s)
+        # would measure the limiter, not the ingest path
+        "WEBHOOK_RATE_PER_TOKEN": "0",
+        "WEBHOOK_RATE_PER_ADDRESS": "0",
+    }
+    proc = start("webhook", ["-m", "webhook"], env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+        target = f"http://127.0.0.1:{port}/webhooks/mx/{token}"
+        lua = str(ROOT / "bench" / "webhook.lua")
+        # warm-up (pool, caches), then the measured closed-loop run
+        subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{CONCURRENCY}",
+                "-d3s",
+                "-s",
+                lua,
+                target,
+                "--",
+                str(merchant_id),
+                "1",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        say(f"ingest: wrk -t2 -c{CONCURRENCY} -d{seconds}s (max throughput)")
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{CONCURRENCY}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                lua,
+                target,
+                "--",
+                str(merchant_id),
+                "2",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        line = next(x for x in out.stdout.splitlines() if x.startswith("WRKJSON "))
+        wrk = json.loads(line[len("WRKJSON ") :])
+        wrk_rps = (wrk["requests"] - wrk["non2xx"]) / (wrk["duration_us"] / 1e6)
+        results.details["ingest_wrk"] = wrk | {"accepted_per_s": wrk_rps}
+
+        rate = max(10.0, round(wrk_rps / 2))
+        say(f"ingest: open-loop fixed rate {rate:.0f}/s for {seconds}s (half the max)")
+        body_for = lambda i: json.dumps(mx_body(merchant_id, 3_000_000_000_000 + i)).encode()  # noqa: E731
+        fixed = asyncio.run(
+            open_loop(
+                "127.0.0.1", port, f"/webhooks/mx/{token}", body_for, rate, seconds, connections=64
+            )
+        )
+        results.details["ingest_fixed_rate"] = fixed
+    finally:
+        stop(proc)
+
+    say(f"ingest: pgbench ceiling, -c {CONCURRENCY}, same call and payload, {seconds}s")
+    tmpl = json.dumps(mx_body(merchant_id, "__ID__"))
+    ceiling = pgbench(
+        webhook_url,
+        ROOT / "bench" / "ingest.pgbench",
+        CONCURRENCY,
+        ["-T", str(seconds), "-D", f"token={token}", "-D", f"tmpl={tmpl}"],
+        "ingest",
+    )
+    results.details["ingest_pgbench"] = ceiling
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select count(*) filter (where status = 'queued'), count(*) from app.webhook_events"
+        ).fetchone()
+    results.details["ingest_events_recorded"] = {"queued": row[0], "total": row[1]} if row else {}
+
+    ratio = wrk_rps / ceiling["tps"]
+    results.add(
+        Row(
+            "webhook ingest: throughput",
+            f"{wrk_rps:.0f} accepted/s (wrk, c={CONCURRENCY}, p50 {wrk['p50_us'] / 1000:.1f} ms, "
+            f"p99 {wrk['p99_us'] / 1000:.1f} ms)",
+            f"{ceiling['tps']:.0f} calls/s (pgbench, c={CONCURRENCY}, "
+            f"p50 {ceiling['p50_ms']:.1f} ms, "
+            f"p99 {ceiling['p99_ms']:.1f} ms)",
+            ratio,
+            ">= 0.50",
+            ratio >= 0.5,
+        )
+    )
+    p99 = fixed["p99_ms"]
+    results.add(
+        Row(
+            "webhook ingest: p99 at half load",
+            f"p50 {fixed['p50_ms']:.1f} ms, p99 {p99:.1f} ms "
+            f"at {fixed['achieved_rate']:.0f}/s open loop "
+            f"({fixed['ok']} ok, {fixed['errors']} errors)",
+            f"pgbench call p99 {ceiling['p99_ms']:.1f} ms at max load",
+            p99 / ceiling["p99_ms"] if ceiling["p99_ms"] else None,
+            "p99 < 25 ms",
+            p99 < 25,
+        )
+    )
+
+
+# ------------------------------------------------------------------------------ (b) worker
+
+APPLY_PLAN_SQL = """
+create schema if not exists bench;
+create table bench.apply_plan (
+    k bigint primary key, msg_id bigint not null, event_id bigint not null,
+    payment jsonb not null, invoices jsonb not null
+);
+create sequence bench.apply_seq;
+"""
+
+
+async def make_sales(
+    control: str, merchants: list[dict[str, Any]], count: int, seed: int
+) -> list[dict[str, Any]]:
+    """``count`` sales through the stand-in's control API, spread over merchants and patients."""
+    rng = random.Random(seed)
+    products = [
+        "Testosterone Cypionate 200mg/ml",
+        "Enclomiphene 25mg",
+        "Semaglutide 2.5mg",
+        "Tirzepatide 10mg",
+        "BPC-157 5mg",
+        "Tadalafil 5mg",
+        "Lab Panel",
+    ]
+    sem = asyncio.Semaphore(8)
+    async with httpx.AsyncClient(timeout=30) as http:
+        for m in merchants:
+            if "customers" not in m:
+                m["customers"] = []
+                for _ in range(40):
+                    r = await http.post(
+                        f"{control}/customers", json={"merchant_id": m["merchant_id"]}
+                    )
+                    r.raise_for_status()
+                    m["customers"].append(r.json()["id"])
+
+        async def one(i: int) -> dict[str, Any]:
+            m = merchants[i % len(merchants)]
+            body = {
+                "merchant_id": m["merchant_id"],
+                "customer_id": rng.choice(m["customers"]),
+                "lines": [{"product_name": p} for p in rng.sample(products, rng.randint(1, 3))],
+                "source": rng.choice(["QuickPay", "Recurring", "Invoice"]),
+            }
+            async with sem:
+                r = await http.post(f"{control}/sales", json=body)
+            r.raise_for_status()
+            data: dict[str, Any] = r.json()
+            data["_token"] = m["token"]
+            return data
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+def queue_sales(url: str, sales: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Record and queue each sale's webhook through private.ingest_webhook; (msg_id, event_id)."""
+    out = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for s in sales:
+            ingested = conn.execute(
+                "select outcome, event_id from private.ingest_webhook(%s, %s, null, null)",
+                (s["_token"], Jsonb(s["webhook"])),
+            ).fetchone()
+            assert ingested is not None, s["webhook"]
+            assert ingested[0] == "queued", ingested
+            row = conn.execute(
+                "select msg_id, id from app.webhook_events where id = %s", (ingested[1],)
+            ).fetchone()
+            assert row is not None
+            out.append((int(row[0]), int(row[1])))
+    return out
+
+
+def drain_rate(url: str, event_ids: list[int], timeout: float) -> dict[str, float]:
+    """Wait until the events are finished; processed/s from their processed_at times."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "select count(*) filter (where status in ('queued', 'retrying')), "
+                "count(*) filter (where status = 'processed'), "
+                "count(*) filter (where status = 'dead'), "
+                "min(processed_at), max(processed_at) from app.webhook_events where id = any(%s)",
+                (event_ids,),
+            ).fetchone()
+            assert row is not None
+            if row[0] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+    span = (row[4] - row[3]).total_seconds() if row[3] and row[4] else 0.0
+    return {
+        "unfinished": row[0],
+        "processed": row[1],
+        "dead": row[2],
+        "seconds": span,
+        "per_s": (row[1] - 1) / span if span > 0 else float("nan"),
+    }
+
+
+def run_worker(
+    worker_url: str, standin_base: str, url: str, ids: list[int], name: str
+) -> dict[str, float]:
+    env = {
+        "DATABASE_URL": worker_url,
+        "MX_BASE_URL": standin_base,
+        "SCHEDULER_ENABLED": "false",
+        "WORKER_METRICS_PORT": "0",
+        "ALERT_CHECK_SECONDS": "0",
+    }
+    proc = start(name, ["-m", "worker", "run"], env)
+    try:
+        return drain_rate(url, ids, timeout=600)
+    finally:
+        stop(proc)
+
+
+def bench_worker(results: Results, quick: bool) -> None:
+    n_ceiling, n_fast, n_slow = (300, 300, 200) if quick else (3000, 3000, 1200)
+    say("worker: fresh database, login roles, MX stand-in, 4 merchants")
+    url = localdb.fresh_database("mx_bench_worker")
+    _, worker_url = login_roles(url)
+    standin_proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.mxstandin", "--port", "0", "--seed", "7"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=(RUN_DIR / "mx-standin.log").open("wb"),
+        start_new_session=True,
+    )
+    try:
+        assert standin_proc.stdout is not None
+        standin = json.loads(standin_proc.stdout.readline())
+        control = standin["control_url"]
+        merchants: list[dict[str, Any]] = []
+        with psycopg.connect(url, autocommit=True) as conn:
+            for i in range(4):
+                m = httpx.post(
+                    f"{control}/merchants", json={"name": f"Bench Worker {i}"}, timeout=10
+                ).json()
+                _, m["token"] = make_practice(
+                    conn,
+                    f"Bench Worker {i}",
+                    int(m["merchant_id"]),
+                    m["consumer_key"],
+                    m["consumer_secret"],
+                )
+                merchants.append(m)
+            conn.execute(APPLY_PLAN_SQL)
+
+        say(f"worker: {n_ceiling + n_fast + n_slow} sales in the stand-in")
+        sales = asyncio.run(make_sales(control, merchants, n_ceiling + n_fast + n_slow, seed=5))
+        ceiling_sales, fast_sales = sales[:n_ceiling], sales[n_ceiling : n_ceiling + n_fast]
+        slow_sales = sales[n_ceiling + n_fast :]
+
+        # ceiling: the canonical JSON the worker builds (worker/mx/models.py), applied by pgbench
+        from worker.mx.models import MxInvoice, MxPayment
+
+        queued = queue_sales(url, ceiling_sales)
+        with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+            cur.executemany(
+                "insert into bench.apply_plan values (%s, %s, %s, %s, %s)",
+                [
+                    (
+                        k + 1,
+                        msg,
+                        ev,
+                        Jsonb(MxPayment.model_validate(s["payment"]).canonical()),
+                        Jsonb([MxInvoice.model_validate(s["invoice"]).canonical()]),
+                    )
+                    for k, ((msg, ev), s) in enumerate(zip(queued, ceiling_sales, strict=True))
+                ],
+            )
+        clients = 8  # = WORKER_CONCURRENCY default
+        say(f"worker: pgbench ceiling, apply procedure, -c {clients}, {n_ceiling} events")
+        ceiling = pgbench(
+            url,
+            ROOT / "bench" / "apply.pgbench",
+            clients,
+            ["-t", str(n_ceiling // clients)],
+            "apply",
+        )
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "select count(*) from app.webhook_events "
+                "where status = 'processed' and id = any(%s)",
+                ([ev for _, ev in queued],),
+            ).fetchone()
+        ceiling["processed"] = row[0] if row else 0
+        results.details["worker_pgbench_apply"] = ceiling
+
+        say(f"worker: python -m worker run, stand-in at 0 ms, {n_fast} events")
+        httpx.post(f"{control}/config", json={"latency_ms": 0}, timeout=10)
+        fast_ids = [ev for _, ev in queue_sales(url, fast_sales)]
+        httpx.get(f"{control}/counters", params={"reset": 1}, timeout=10)
+        fast = run_worker(worker_url, standin["base_url"], url, fast_ids, "worker-0ms")
+        counters = httpx.get(f"{control}/counters", timeout=10).json()
+        results.details["worker_0ms"] = fast
+        results.details["standin_counters_0ms"] = counters
+
+        say(f"worker: python -m worker run, stand-in at 100 ms, {n_slow} events")
+        httpx.post(f"{control}/config", json={"latency_ms": 100}, timeout=10)
+        slow_ids = [ev for _, ev in queue_sales(url, slow_sales)]
+        slow = run_worker(worker_url, standin["base_url"], url, slow_ids, "worker-100ms")
+        results.details["worker_100ms"] = slow
+    finally:
+        stop(standin_proc)  # type: ignore[arg-type]
+
+    ratio0 = fast["per_s"] / ceiling["tps"]
+    results.add(
+        Row(
+            "worker: stand-in 0 ms",
+            f"{fast['per_s']:.0f} payments/s ({fast['processed']} processed, {fast['dead']} dead)",
+            f"{ceiling['tps']:.0f} applies/s (pgbench apply_payment_event, c={clients})",
+            ratio0,
+            ">= 0.30",
+            ratio0 >= 0.3,
+        )
+    )
+    # in flight: WORKER_CONCURRENCY 8 events, MX_PER_MERCHANT_CONCURRENCY 4 x 4 merchants = 16 calls
+    # (not binding); round-trips in sequence per payment: GET payment, then its invoices in parallel
+    in_flight, round_trips, latency = 8, 2, 0.100
+    allowed = in_flight / (round_trips * latency)
+    ratio100 = slow["per_s"] / allowed
+    results.details["worker_100ms_allowed"] = {
+        "in_flight": in_flight,
+        "round_trips": round_trips,
+        "latency_s": latency,
+        "per_s": allowed,
+    }
+    results.add(
+        Row(
+            "worker: stand-in 100 ms",
+            f"{slow['per_s']:.1f} payments/s ({slow['processed']} processed)",
+            f"{allowed:.0f}/s allowed = {in_flight} in flight / "
+            f"({round_trips} round-trips x {latency * 1000:.0f} ms)",
+            ratio100,
+            ">= 0.80",
+            ratio100 >= 0.8,
+        )
+    )
+
+
+# ------------------------------------------------------------------------------ (c) dashboard
+
+
+def generate(url: str, practices: int, payments: int, memberships: int) -> dict[str, Any]:
+    say(
+        f"dashboard: generating {practices} practices, {payments} payments, "
+        f"{memberships} memberships"
+    )
+    started = time.monotonic()
+    out = subprocess.run(
+        [
+            "psql",
+            url,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            f"practices={practices}",
+            "-v",
+            f"payments={payments}",
+            "-v",
+            f"memberships={memberships}",
+            "-c",
+            "set client_min_messages = warning",
+            "-f",
+            str(ROOT / "sql" / "bench" / "generate_scale_data.sql"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.monotonic() - started
+    print(out.stdout, flush=True)
+    check = subprocess.run(
+        [
+            "psql",
+            url,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "sample=1000",
+            "-f",
+            str(ROOT / "sql" / "bench" / "check_scale_data.sql"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    last = [x for x in check.stdout.splitlines() if x.count("|") == 2][-1].split("|")
+    with psycopg.connect(url) as conn:
+        counts = {
+            t: conn.execute(f"select count(*) from app.{t}").fetchone()[0]  # type: ignore[index]
+            for t in (
+                "practices",
+                "patients",
+                "memberships",
+                "payments",
+                "invoices",
+                "invoice_lines",
+                "membership_events",
+                "contracts",
+            )
+        }
+        size = conn.execute(
+            "select pg_size_pretty(pg_database_size(current_database()))"
+        ).fetchone()
+    return {
+        "seconds": round(elapsed, 1),
+        "steps": out.stdout,
+        "counts": counts,
+        "size": size[0] if size else "?",
+        "check": {
+            "checked": int(last[0]),
+            "differing": int(last[1]),
+            "with_new_events": int(last[2]),
+        },
+    }
+
+
+def dashboard_queries(
+    conn: psycopg.Connection[Any],
+) -> tuple[dict[str, Any], list[tuple[str, str, str, dict[str, Any]]]]:
+    """The member of the largest practice, and the queries PostgREST would run for it."""
+    row = conn.execute(
+        """
+        select p.id, m.user_id, (select count(*) from app.memberships x where x.practice_id = p.id)
+        from app.practices as p
+        join app.practice_members as m on m.practice_id = p.id and m.role = 'owner'
+        order by 3 desc limit 1
+        """
+    ).fetchone()
+    assert row is not None
+    practice_id, user_id, n = row
+    cat = conn.execute(
+        "select id from app.categories where practice_id = %s and name = 'TRT'", (practice_id,)
+    ).fetchone()
+    patient = conn.execute(
+        "select patient_id from app.payments where practice_id = %s "
+        "group by 1 order by count(*) desc limit 1",
+        (practice_id,),
+    ).fetchone()
+    page1 = conn.execute(
+        "select cursor from api.list_memberships(%s) offset 49 limit 1", (practice_id,)
+    ).fetchone()
+    today = dt.date.today()
+    p = {
+        "practice": practice_id,
+        "cat": str(cat[0]) if cat else None,
+        "patient": patient[0] if patient else None,
+        "after": Jsonb(page1[0]) if page1 else None,
+        "month_from": today.replace(day=1),
+        "year_from": today - dt.timedelta(days=365),
+        "today": today,
+    }
+    info = {"practice_id": str(practice_id), "user_id": str(user_id), "memberships": n}
+    L, C, M = "list", "count", "metrics"
+    queries = [
+        (
+            L,
+            "list_memberships: all, by name",
+            "select * from api.list_memberships(%(practice)s)",
+            p,
+        ),
+        (
+            L,
+            "list_memberships: page 2 (cursor)",
+            "select * from api.list_memberships(%(practice)s, p_after => %(after)s)",
+            p,
+        ),
+        (
+            L,
+            "list_memberships: programme tab",
+            "select * from api.list_memberships(%(practice)s, p_tab => %(cat)s)",
+            p,
+        ),
+        (
+            L,
+            "list_memberships: cancellations tab",
+            "select * from api.list_memberships(%(practice)s, p_tab => 'cancellations')",
+            p,
+        ),
+        (
+            L,
+            "list_memberships: status past_due",
+            "select * from api.list_memberships(%(practice)s, p_status => '{past_due}')",
+            p,
+        ),
+        (
+            L,
+            "list_memberships: search 'smi'",
+            "select * from api.list_memberships(%(practice)s, p_search => 'smi')",
+            p,
+        ),
+        (
+            L,
+            "list_memberships: last paid desc",
+            "select * from api.list_memberships(%(practice)s, p_sort => 'last_paid_at.desc')",
+            p,
+        ),
+        (
+            L,
+            "list_memberships: started from/to",
+            "select * from api.list_memberships(%(practice)s, p_started_from => %(year_from)s, "
+            "p_started_to => %(today)s, p_sort => 'started_on.desc')",
+            p,
+        ),
+        (
+            L,
+            "GET api.payments (newest 50)",
+            "select * from api.payments where practice_id = %(practice)s "
+            "order by mx_created_at desc, id desc limit 50",
+            p,
+        ),
+        (
+            L,
+            "GET api.invoices (newest 50)",
+            "select * from api.invoices where practice_id = %(practice)s "
+            "order by invoice_date desc, id desc limit 50",
+            p,
+        ),
+        (
+            L,
+            "GET api.membership_events (newest 50)",
+            "select * from api.membership_events where practice_id = %(practice)s "
+            "order by evidence_at desc limit 50",
+            p,
+        ),
+        (L, "GET api.products", "select * from api.products where practice_id = %(practice)s", p),
+        (L, "patient_detail", "select api.patient_detail(%(patient)s)", p),
+        (C, "membership_tab_counts", "select * from api.membership_tab_counts(%(practice)s)", p),
+        (
+            C,
+            "count=exact api.memberships",
+            "select count(*) from api.memberships where practice_id = %(practice)s",
+            p,
+        ),
+        (
+            C,
+            "count=exact api.payments",
+            "select count(*) from api.payments where practice_id = %(practice)s",
+            p,
+        ),
+        (
+            M,
+            "practice_metrics: this month",
+            "select * from api.practice_metrics(%(practice)s, %(month_from)s, %(today)s)",
+            p,
+        ),
+        (
+            M,
+            "practice_metrics: last 12 months",
+            "select * from api.practice_metrics(%(practice)s, %(year_from)s, %(today)s)",
+            p,
+        ),
+    ]
+    return info, queries
+
+
+def time_query(
+    conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], claims: str | None
+) -> float:
+    """One PostgREST-style transaction; the query's own time in ms (role/claims set before)."""
+    with conn.transaction():
+        if claims is not None:
+            conn.execute(
+                "select set_config('role', 'authenticated', true), "
+                "set_config('request.jwt.claims', %s, true)",
+                (claims,),
+            )
+        started = time.perf_counter()
+        conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return (time.perf_counter() - started) * 1000
+
+
+def explain(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], claims: str) -> str:
+    """explain (analyze, buffers) as the member; nested statements of functions via auto_explain."""
+    notices: list[str] = []
+
+    def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+        notices.append(diag.message_primary or "")
+
+    conn.add_notice_handler(on_notice)
+    try:
+        with conn.transaction():
+            conn.execute(
+                "select set_config('role', 'authenticated', true), "
+                "set_config('request.jwt.claims', %s, true)",
+                (claims,),
+            )
+            rows = conn.execute("explain (analyze, buffers) " + sql, params).fetchall()  # type: ignore[operator]
+    finally:
+        conn.remove_notice_handler(on_notice)
+    text = "\n".join(r[0] for r in rows)
+    nested = [n for n in notices if n.startswith("duration:")]
+    if nested:
+        text += "\n\n-- nested statements (auto_explain):\n" + "\n\n".join(nested)
+    return text
+
+
+def bench_dashboard(
+    results: Results, practices: int, payments: int, memberships: int, iterations: int
+) -> None:
+    url = localdb.fresh_database("mx_bench_scale")
+    gen = generate(url, practices, payments, memberships)
+    results.details["generation"] = gen
+    say(f"dashboard: generated in {gen['seconds']} s ({gen['size']}); check {gen['check']}")
+    results.add(
+        Row(
+            "scale data generation",
+            f"{gen['seconds']:.0f} s for {gen['counts']['payments']:,} payments, "
+            f"{gen['counts']['memberships']:,} memberships ({gen['size']})",
+            f"consistency: {gen['check']['differing']} of {gen['check']['checked']} "
+            "sampled memberships "
+            "differ from private.refresh_membership_from_payments",
+            None,
+            "minutes; 0 differing",
+            gen["check"]["differing"] == 0 and gen["check"]["with_new_events"] == 0,
+        )
+    )
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        info, queries = dashboard_queries(conn)
+    results.details["dashboard_member"] = info
+    claims = json.dumps({"sub": info["user_id"], "role": "authenticated"})
+    say(f"dashboard: member of the largest practice ({info['memberships']:,} memberships)")
+    measured = []
+    with psycopg.connect(url) as member, psycopg.connect(url) as owner:
+        for kind, name, sql, params in queries:
+            for _ in range(3):  # warm-up
+                time_query(member, sql, params, claims)
+                time_query(owner, sql, params, None)
+            runs = iterations if kind != "metrics" else max(5, iterations // 5)
+            m_times, o_times = [], []
+            for _ in range(runs):  # interleaved: both see the same drift
+                m_times.append(time_query(member, sql, params, claims))
+                o_times.append(time_query(owner, sql, params, None))
+            measured.append((kind, name, sql, params, m_times, o_times))
+
+    with psycopg.connect(url) as conn:
+        conn.execute("load 'auto_explain'")
+        conn.execute("set auto_explain.log_min_duration = 0")
+        conn.execute("set auto_explain.log_nested_statements = on")
+        conn.execute("set auto_explain.log_analyze = on")
+        conn.execute("set auto_explain.log_buffers = on")
+        conn.execute("set auto_explain.log_level = notice")
+        conn.commit()
+        for kind, name, sql, params, m_times, o_times in measured:
+            m50, m95 = pct(m_times, 50), pct(m_times, 95)
+            o50, o95 = pct(o_times, 50), pct(o_times, 95)
+            overhead = m50 / o50 if o50 > 0 else float("nan")
+            fast_ok = m95 < 10 if kind in ("list", "count") else None
+            rls_ok = overhead <= 1.3
+            met = rls_ok and (fast_ok if fast_ok is not None else True)
+            target = "p95 < 10 ms, RLS <= 1.30x" if kind in ("list", "count") else "RLS <= 1.30x"
+            results.add(
+                Row(
+                    f"dashboard {kind}: {name}",
+                    f"member p50 {m50:.2f} / p95 {m95:.2f} ms",
+                    f"owner (no RLS) p50 {o50:.2f} / p95 {o95:.2f} ms",
+                    overhead,
+                    target,
+                    met,
+                )
+            )
+            try:
+                plan = explain(conn, sql, params, claims)
+            except psycopg.Error as exc:
+                conn.rollback()
+                plan = f"explain failed: {exc}"
+            results.plans.append((name, f"-- {sql}\n{plan}"))
+
+
+# ------------------------------------------------------------------------------ docs
+
+
+def write_doc(results: Results, info: dict[str, str], command: str) -> None:
+    start_mark, end_mark = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+    plans_start, plans_end = "<!-- bench:plans:start -->", "<!-- bench:plans:end -->"
+    block = [
+        start_mark,
+        "",
+        f"Machine: {info['nproc']} cores, {info['memory']}, {info['postgres']}, "
+        f"Python {info['python']} "
+        f"(load average before the run: {info['load_before']}; other work shared the machine).",
+        f"Date: {info['date']}. Command: `{command}`.",
+        "",
+        table_markdown(results.rows),
+        "",
+    ]
+    gen = results.details.get("generation")
+    if gen:
+        block += ["Generation steps (seconds):", "", "```", gen["steps"].strip(), "```", ""]
+    block.append(end_mark)
+    text = DOC.read_text() if DOC.exists() else ""
+    if start_mark in text:
+        head, rest = text.split(start_mark, 1)
+        tail = rest.split(end_mark, 1)[1]
+        text = head + "\n".join(block) + tail
+    else:
+        text += "\n## Results\n\n" + "\n".join(block) + "\n"
+    if results.plans:
+        plan_block = [plans_start, ""]
+        for name, plan in results.plans:
+            plan_block += [f"### {name}", "", "```", plan.strip(), "```", ""]
+        plan_block.append(plans_end)
+        if plans_start in text:
+            head, rest = text.split(plans_start, 1)
+            tail = rest.split(plans_end, 1)[1]
+            text = head + "\n".join(plan_block) + tail
+        else:
+            text += "\n## Plans at scale\n\n" + "\n".join(plan_block) + "\n"
+    DOC.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--only", choices=["ingest", "worker", "dashboard"])
+    parser.add_argument("--practices", type=int, default=1000)
+    parser.add_argument("--payments", type=int, default=10_000_000)
+    parser.add_argument("--memberships", type=int, default=1_000_000)
+    parser.add_argument("--iterations", type=int, default=50, help="timed runs per dashboard query")
+    parser.add_argument("--quick", action="store_true", help="short runs (development)")
+    parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    results = Results()
+    if args.only in (None, "ingest"):
+        bench_ingest(results, args.quick)
+    if args.only in (None, "worker"):
+        bench_worker(results, args.quick)
+    if args.only in (None, "dashboard"):
+        bench_dashboard(results, args.practices, args.payments, args.memberships, args.iterations)
+    command = "python -m scripts.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    print("\n" + table_text(results.rows), flush=True)
+    (RUN_DIR / "results.json").write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "command": command,
+                "rows": [r.__dict__ for r in results.rows],
+                "details": results.details,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    if not args.no_doc:
+        write_doc(results, info, command.strip())
+        say(
+            f"results written to {DOC.relative_to(ROOT)} "
+            f"and {RUN_DIR.relative_to(ROOT)}/results.json"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Open-loop HTTP load at a fixed rate (wrk2-style), for the webhook's p99 at half load.
+
+``wrk`` is closed-loop: a slow answer delays the next request, which hides queueing
+(coordinated omission). Here request *i* is due at ``start + i / rate`` whatever happened
+before; its latency is measured from that due time, so waiting for a free connection counts.
+HTTP/1.1 keep-alive over a fixed set of raw asyncio connections; the requests are small POSTs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+
+async def _request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes
+) -> int:
+    writer.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    await writer.drain()
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("connection closed")
+    status = int(status_line.split()[1])
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def open_loop(
+    host: str,
+    port: int,
+    path: str,
+    body_for: Callable[[int], bytes],
+    rate: float,
+    seconds: float,
+    connections: int = 64,
+) -> dict[str, Any]:
+    """POST ``rate`` requests per second for ``seconds``; latency percentiles from due times."""
+    loop = asyncio.get_running_loop()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: application/json\r\nConnection: keep-alive\r\n"
+    ).encode()
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection(host, port))
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    errors = 0
+
+    async def one(i: int, due: float) -> None:
+        nonlocal errors
+        reader, writer = await pool.get()
+        try:
+            status = await _request(reader, writer, head, body_for(i))
+            statuses[status] += 1
+            latencies.append((loop.time() - due) * 1000)
+        except (OSError, ConnectionError, ValueError, IndexError, asyncio.IncompleteReadError):
+            errors += 1
+            writer.close()
+            reader, writer = await asyncio.open_connection(host, port)
+        finally:
+            pool.put_nowait((reader, writer))
+
+    total = int(rate * seconds)
+    tasks = []
+    start = loop.time() + 0.1
+    wall = time.perf_counter()
+    for i in range(total):
+        due = start + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - wall
+    while not pool.empty():
+        _, writer = pool.get_nowait()
+        writer.close()
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        if not latencies:
+            return float("nan")
+        return latencies[min(len(latencies) - 1, round(p / 100 * (len(latencies) - 1)))]
+
+    ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "requests": total,
+        "ok": ok,
+        "errors": total - ok,
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "achieved_rate": len(latencies) / elapsed if elapsed > 0 else float("nan"),
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": latencies[-1] if latencies else float("nan"),
+    }
