@@ -74,6 +74,7 @@ demo: setup ## Local run: database, stand-in, webhook, worker, simulated traffic
 	@$(PY) -m scripts.demo
 
 bench: setup ## Benchmarks (ratios against their ceilings), not part of make test
+	@WITH_BENCH_TOOLS=1 bash scripts/system_packages.sh
 	@$(PY) -m scripts.bench
 
 chaos: setup ## The longer reliability suite, not part of make test

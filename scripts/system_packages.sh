@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the database tests need, installed only when missing.
+# Debian packages the database tests (and, with WITH_BENCH_TOOLS=1, the benchmarks) need,
+# installed only when missing.
 set -euo pipefail
 need=()
 pg_major=$(pg_config --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/' || echo 15)
@@ -7,6 +8,11 @@ ext_dir=/usr/share/postgresql/${pg_major}/extension
 [ -f "${ext_dir}/pgtap.control" ] || need+=("postgresql-${pg_major}-pgtap")
 command -v pg_prove >/dev/null || need+=(libtap-parser-sourcehandler-pgtap-perl)
 [ -f "${ext_dir}/plpgsql_check.control" ] || need+=("postgresql-${pg_major}-plpgsql-check")
+# `make bench` drives the webhook with wrk and the database with pgbench
+if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
+    command -v wrk >/dev/null || need+=(wrk)
+    command -v pgbench >/dev/null || need+=(postgresql-contrib)
+fi
 if ((${#need[@]})); then
     echo "==> installing Debian packages: ${need[*]}"
     if [ "$(id -u)" -ne 0 ]; then
