@@ -53,7 +53,7 @@ lint: setup ## ruff, mypy --strict, sqlfluff
 
 sql-lint: setup ## sqlfluff on every SQL file
 	@echo "==> sqlfluff"
-	@$(VENV)/bin/sqlfluff lint --disable-progress-bar --nofail=false supabase sql
+	@$(VENV)/bin/sqlfluff lint --disable-progress-bar supabase sql
 
 db-lint: test-db ## supabase db lint on the test database (fails on any error)
 	@echo "==> supabase db lint"
