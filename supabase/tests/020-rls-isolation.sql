@@ -6,7 +6,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(347);
+select plan(354);
 
 -- ---------------------------------------------------------------------------
 -- Fixtures: practice A (two patients, three memberships) and practice B (one of each);
@@ -326,7 +326,8 @@ select set_eq(
         'app.products', 'app.payments', 'app.invoices', 'app.invoice_lines', 'app.payment_invoices',
         'app.contracts', 'app.memberships', 'app.membership_events', 'app.category_rules',
         'app.default_category_rules', 'app.product_category_changes', 'app.referral_sources', 'app.workflow_audit',
-        'app.sync_runs', 'app.contract_payments', 'app.webhook_events', 'app.event_replays'
+        'app.sync_runs', 'app.contract_payments', 'app.webhook_events', 'app.event_replays',
+        'app.membership_counts'
     ],
     'the matrix covers every table of app that authenticated may read'
 );
@@ -375,7 +376,9 @@ from (
     ('app.workflow_audit', 'practice_id'),
     -- staff read the table (120-sync-runs); the api.sync_runs view is for owners/admins
     ('app.sync_runs', 'practice_id'),
-    ('app.contract_payments', 'practice_id')
+    ('app.contract_payments', 'practice_id'),
+    -- the dashboard tab counters
+    ('app.membership_counts', 'practice_id')
 ) as r (relation, practice_column);
 
 -- Owners and admins only: the product admin screen, the event explorer, the operations screen.
