@@ -530,6 +530,9 @@ def start_standin(
         state.configure(latency_ms=latency_ms)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: without it, a keep-alive response written as headers
+    # then body waits ~40 ms on the client's delayed ACK (Nagle), on every request.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.setblocking(False)
