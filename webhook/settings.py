@@ -14,6 +14,9 @@ class Settings(BaseSettings):
     database_url: str = Field(description="libpq URL of the project database (role mx_webhook).")
     webhook_host: str = Field("127.0.0.1", description="Address uvicorn binds to.")
     webhook_port: int = Field(8080, ge=0, le=65535, description="Port uvicorn binds to.")
+    webhook_workers: int = Field(
+        1, ge=1, description="Server processes on the port (about one per core)."
+    )
     webhook_max_body_bytes: int = Field(65536, gt=0, description="Larger bodies get 413.")
     webhook_rate_per_token: float = Field(
         50.0, ge=0, description="Requests per second per callback token (0 disables)."
