@@ -45,6 +45,43 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 # ---------------------------------------------------------------------------
 # practices and merchants
 # ---------------------------------------------------------------------------
+def test_member_add_list_remove_on_the_local_platform(
+    ops_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_json(capsys, "practice", "add", "--name", "Bay Wellness", "--slug", "bay")
+    added = run_json(
+        capsys, "member", "add", "--practice", "bay", "--email", "Nurse@Bay.test", "--role", "staff"
+    )
+    assert (added["user"], added["membership"]) == ("created locally", "added")
+    again = run_json(
+        capsys, "member", "add", "--practice", "bay", "--email", "nurse@bay.test", "--role", "admin"
+    )
+    assert (again["user"], again["membership"]) == ("existing", "role changed")
+    [member] = run_json(capsys, "member", "list", "--practice", "bay")
+    assert (member["email"], member["role"]) == ("Nurse@Bay.test", "admin")
+
+    # the new admin reads the practice through the API, exactly as PostgREST would
+    with psycopg.connect(ops_env) as conn, conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"sub": member["user_id"], "role": "authenticated"}),),
+        )
+        assert conn.execute("select slug from api.practices").fetchall() == [("bay",)]
+
+    code, _, err = run(
+        capsys, "member", "add", "--practice", "nope", "--email", "a@b.c", "--role", "staff"
+    )
+    assert code == 2
+    assert 'no practice with slug "nope"' in err
+    removed = run_json(capsys, "member", "remove", "--practice", "bay", "--email", "nurse@bay.test")
+    assert removed["removed"] is True
+    assert run_json(capsys, "member", "list", "--practice", "bay") == []
+    code, _, err = run(capsys, "member", "remove", "--practice", "bay", "--email", "nurse@bay.test")
+    assert code == 2
+    assert "is not a member of bay" in err
+
+
 def test_practice_add_update_list(ops_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     added = run_json(
         capsys,

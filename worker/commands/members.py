@@ -1,0 +1,123 @@
+"""``python -m worker member add|list|remove``: a practice's staff.
+
+The account comes from Supabase Auth when ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY``
+are set: the Auth admin API invites the e-mail (only the platform can send that invitation,
+so this is supabase-py's one job here). Without them (a local database), the same operation
+goes through the local platform layer: the user is created in its ``auth.users``. Either
+way the role in the practice is given by ``private.set_practice_member``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import psycopg
+
+from worker.commands.common import CommandError, add_json_flag, emit
+from worker.ops.db import fetch_all, operator_session, scalar
+
+SUPABASE_URL_ENV = "SUPABASE_URL"
+SERVICE_KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY"
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    parser = commands.add_parser(
+        "member",
+        help="add, list and remove a practice's staff",
+        description="A practice's staff (Supabase Auth users) and their role. With "
+        f"{SUPABASE_URL_ENV} and {SERVICE_KEY_ENV} set, new users are invited by e-mail "
+        "through the Supabase Auth admin API; without them (local), they are created in the "
+        "local platform layer's auth.users.",
+    )
+    sub = parser.add_subparsers(dest="member_command", required=True, metavar="ACTION")
+
+    add = sub.add_parser(
+        "add",
+        help="invite (or find) a user and give them a role in a practice",
+        description="Give the user with this e-mail a role in the practice, inviting them "
+        "first when they have no account. Running it again changes only the role.",
+    )
+    add.add_argument("--practice", required=True, metavar="SLUG", help="the practice's slug")
+    add.add_argument("--email", required=True, help="the staff member's e-mail")
+    add.add_argument("--role", required=True, choices=["owner", "admin", "staff"])
+    add_json_flag(add)
+    add.set_defaults(handler=member_add)
+
+    lister = sub.add_parser("list", help="list a practice's staff", description="List staff.")
+    lister.add_argument("--practice", required=True, metavar="SLUG", help="the practice's slug")
+    add_json_flag(lister)
+    lister.set_defaults(handler=member_list)
+
+    remove = sub.add_parser(
+        "remove",
+        help="take a user out of a practice",
+        description="Take the user out of the practice; their account stays.",
+    )
+    remove.add_argument("--practice", required=True, metavar="SLUG", help="the practice's slug")
+    remove.add_argument("--email", required=True, help="the staff member's e-mail")
+    add_json_flag(remove)
+    remove.set_defaults(handler=member_remove)
+
+
+def _user_id(conn: psycopg.Connection[Any], email: str) -> tuple[Any, str]:
+    """The user's id, and how it was found: existing, invited (Supabase) or created (local)."""
+    existing = scalar(
+        conn, "select id from auth.users where lower(email) = lower(%s) limit 1", (email,)
+    )
+    if existing is not None:
+        return existing, "existing"
+    url, key = os.environ.get(SUPABASE_URL_ENV), os.environ.get(SERVICE_KEY_ENV)
+    if url and key:
+        from supabase import create_client  # the platform path only
+
+        try:
+            response = create_client(url, key).auth.admin.invite_user_by_email(email)
+        except Exception as exc:  # any Auth API failure becomes one line for the operator
+            raise CommandError(f"Supabase Auth could not invite {email}: {exc}") from exc
+        if response.user is None:
+            raise CommandError(f"Supabase Auth returned no user for {email}")
+        return response.user.id, "invited"
+    # local platform layer: the same operation on its auth.users
+    created = scalar(conn, "insert into auth.users (email) values (%s) returning id", (email,))
+    return created, "created locally"
+
+
+def member_add(args: argparse.Namespace) -> int:
+    with operator_session() as conn:
+        user_id, how = _user_id(conn, args.email.strip())
+        outcome = scalar(
+            conn,
+            "select private.set_practice_member(%s, %s, %s)",
+            (args.practice, user_id, args.role),
+        )
+    emit(
+        args,
+        {
+            "practice": args.practice,
+            "email": args.email,
+            "role": args.role,
+            "user": how,
+            "membership": outcome,
+        },
+    )
+    return 0
+
+
+def member_list(args: argparse.Namespace) -> int:
+    with operator_session() as conn:
+        rows = fetch_all(conn, "select * from private.practice_members_of(%s)", (args.practice,))
+    emit(args, rows, ["email", "role", "added_at", "user_id"])
+    return 0
+
+
+def member_remove(args: argparse.Namespace) -> int:
+    with operator_session() as conn:
+        removed = scalar(
+            conn, "select private.remove_practice_member(%s, %s)", (args.practice, args.email)
+        )
+    if not removed:
+        raise CommandError(f"{args.email} is not a member of {args.practice}")
+    emit(args, {"practice": args.practice, "email": args.email, "removed": True})
+    return 0
