@@ -134,7 +134,13 @@ def apply_platform_layer(url: str) -> None:
 
 
 def cli_url(url: str) -> str:
-    """The Supabase CLI wants TLS unless told otherwise; local servers have none."""
+    """A URL the Supabase CLI accepts: it wants TLS unless told otherwise (local servers have
+    none), and a host part even when ``?host=`` names a Unix socket directory (pgserver)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        parts = parts._replace(netloc=f"{user}localhost")
+    url = urlunsplit(parts)
     separator = "&" if "?" in url else "?"
     return url if "sslmode=" in url else f"{url}{separator}sslmode=disable"
 

@@ -35,7 +35,17 @@ grant service_role to authenticator;
 -- ---------------------------------------------------------------------------
 create schema if not exists extensions;
 grant usage on schema extensions to anon, authenticated, service_role;
-create extension if not exists pgcrypto with schema extensions;
+do $pgcrypto$
+begin
+    if exists (select from pg_catalog.pg_available_extensions where name = 'pgcrypto') then
+        create extension if not exists pgcrypto with schema extensions;
+    else
+        -- the embedded Postgres (pgserver) ships no contrib extensions
+        raise notice 'pgcrypto is not available: the local Vault keeps secrets unencrypted '
+        '(only the database owner can read them)';
+    end if;
+end
+$pgcrypto$;
 
 -- ---------------------------------------------------------------------------
 -- Schema auth: users and the JWT helpers PostgREST requests rely on
@@ -44,7 +54,7 @@ create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
 
 create table if not exists auth.users (
-    id uuid primary key default extensions.gen_random_uuid(),
+    id uuid primary key default pg_catalog.gen_random_uuid(),
     email text unique,
     raw_app_meta_data jsonb not null default '{}'::jsonb,
     raw_user_meta_data jsonb not null default '{}'::jsonb,
@@ -111,13 +121,16 @@ revoke all on schema vault from public;
 
 create table if not exists vault.local_root_key (
     singleton boolean primary key default true check (singleton),
-    key bytea not null default extensions.gen_random_bytes(32)
+    -- 32 bytes derived from two random UUIDs: built in, so it works without pgcrypto
+    key bytea not null default pg_catalog.sha256(
+        pg_catalog.convert_to(gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8')
+    )
 );
 revoke all on vault.local_root_key from public;
 insert into vault.local_root_key default values on conflict do nothing;
 
 create table if not exists vault.secrets (
-    id uuid primary key default extensions.gen_random_uuid(),
+    id uuid primary key default pg_catalog.gen_random_uuid(),
     name text unique,
     description text not null default '',
     secret text not null,
@@ -127,7 +140,52 @@ create table if not exists vault.secrets (
     updated_at timestamptz not null default now()
 );
 revoke all on vault.secrets from public;
-comment on table vault.secrets is 'Encrypted secrets (local Vault stand-in; pgp_sym_encrypt with a local key).';
+comment on table vault.secrets is 'Secrets (local Vault stand-in; pgp_sym_encrypt with a local key where pgcrypto exists).';
+
+-- Encrypt with pgcrypto where it exists; without it (embedded Postgres) the secret is kept
+-- as is, marked "plain:", readable by the database owner only, like the encrypted form.
+create or replace function vault.local_encrypt(secret text)
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_out text;
+begin
+    if pg_catalog.to_regprocedure('extensions.pgp_sym_encrypt(text, text)') is null then
+        return 'plain:' || secret;
+    end if;
+    execute 'select encode(extensions.pgp_sym_encrypt($1, encode(k.key, ''hex'')), ''base64'')
+        from vault.local_root_key as k'
+    into v_out using secret;
+    return v_out;
+end
+$$;
+comment on function vault.local_encrypt(text) is 'Local Vault stand-in: encrypt a secret for storage.';
+
+create or replace function vault.local_decrypt(stored text)
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_out text;
+begin
+    if stored like 'plain:%' then
+        return substr(stored, 7);
+    end if;
+    execute 'select extensions.pgp_sym_decrypt(decode($1, ''base64''), encode(k.key, ''hex''))
+        from vault.local_root_key as k'
+    into v_out using stored;
+    return v_out;
+end
+$$;
+comment on function vault.local_decrypt(text) is 'Local Vault stand-in: a stored secret in clear.';
+
+revoke all on function vault.local_encrypt(text) from public;
+revoke all on function vault.local_decrypt(text) from public;
 
 create or replace function vault.create_secret(
     new_secret text,
@@ -140,12 +198,7 @@ security definer
 set search_path = ''
 as $$
     insert into vault.secrets (name, description, secret, key_id)
-    select
-        new_name,
-        coalesce(new_description, ''),
-        encode(extensions.pgp_sym_encrypt(new_secret, encode(k.key, 'hex')), 'base64'),
-        new_key_id
-    from vault.local_root_key as k
+    values (new_name, coalesce(new_description, ''), vault.local_encrypt(new_secret), new_key_id)
     returning id
 $$;
 comment on function vault.create_secret(text, text, text, uuid) is 'Store a secret encrypted; returns its id.';
@@ -163,15 +216,11 @@ set search_path = ''
 as $$
     update vault.secrets as s
     set
-        secret = coalesce(
-            encode(extensions.pgp_sym_encrypt(new_secret, encode(k.key, 'hex')), 'base64'),
-            s.secret
-        ),
+        secret = coalesce(vault.local_encrypt(new_secret), s.secret),
         name = coalesce(new_name, s.name),
         description = coalesce(new_description, s.description),
         key_id = coalesce(new_key_id, s.key_id),
         updated_at = now()
-    from vault.local_root_key as k
     where s.id = secret_id
 $$;
 comment on function vault.update_secret(uuid, text, text, text, uuid) is 'Replace a secret or its metadata.';
@@ -182,13 +231,12 @@ select
     s.name,
     s.description,
     s.secret,
-    extensions.pgp_sym_decrypt(decode(s.secret, 'base64'), encode(k.key, 'hex')) as decrypted_secret,
+    vault.local_decrypt(s.secret) as decrypted_secret,
     s.key_id,
     s.nonce,
     s.created_at,
     s.updated_at
-from vault.secrets as s
-cross join vault.local_root_key as k;
+from vault.secrets as s;
 revoke all on vault.decrypted_secrets from public;
 comment on view vault.decrypted_secrets is 'Secrets in clear: readable by the database owner only.';
 

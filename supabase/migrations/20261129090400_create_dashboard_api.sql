@@ -3,7 +3,17 @@
 -- The patient's name key is copied onto memberships (kept current by triggers) so that
 -- the list's name sort, name search and keyset all run on one index of one table.
 
-create extension if not exists pg_trgm with schema extensions;
+-- pg_trgm serves the patient-name search; Supabase has it. A Postgres without it (the
+-- embedded one `make demo` falls back to) still searches, without the index.
+do $trgm$
+begin
+    if exists (select from pg_catalog.pg_available_extensions where name = 'pg_trgm') then
+        create extension if not exists pg_trgm with schema extensions;
+    else
+        raise notice 'pg_trgm is not available: patient-name search runs without its index';
+    end if;
+end
+$trgm$;
 
 alter table app.memberships add column patient_name_key text not null default '';
 comment on column app.memberships.patient_name_key is
@@ -61,7 +71,14 @@ create index memberships_practice_started_idx
 on app.memberships (practice_id, (coalesce(started_on, '-infinity'::date)), id);
 create index memberships_practice_last_paid_idx
 on app.memberships (practice_id, (coalesce(last_paid_at, '-infinity'::timestamptz)), id);
-create index memberships_name_trgm_idx on app.memberships using gin (patient_name_key extensions.gin_trgm_ops);
+do $trgm_index$
+begin
+    if exists (select from pg_catalog.pg_extension where extname = 'pg_trgm') then
+        create index memberships_name_trgm_idx on app.memberships
+        using gin (patient_name_key extensions.gin_trgm_ops);
+    end if;
+end
+$trgm_index$;
 create index membership_events_membership_evidence_idx
 on app.membership_events (membership_id, evidence_at desc, id desc);
 create index membership_events_practice_evidence_idx on app.membership_events (practice_id, evidence_at);
