@@ -38,7 +38,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -140,32 +139,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def with_user(url: str, user: str, password: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def login_roles(url: str) -> tuple[str, str]:
-    """The webhook's and worker's least-privilege login roles (sql/ops/create_login_roles.sql)."""
-    pw = {
-        "webhook_password": secrets.token_urlsafe(16),
-        "worker_password": secrets.token_urlsafe(16),
-    }
-    subprocess.run(
-        ["psql", url, "-q", "-X", "-v", "ON_ERROR_STOP=1"]
-        + [a for k, v in pw.items() for a in ("-v", f"{k}={v}")]
-        + ["-f", str(ROOT / "sql" / "ops" / "create_login_roles.sql")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return (
-        with_user(url, "mx_webhook_login", pw["webhook_password"]),
-        with_user(url, "mx_worker_login", pw["worker_password"]),
-    )
 
 
 def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -317,7 +290,7 @@ def bench_ingest(results: Results, quick: bool) -> None:
     seconds = 8 if quick else 20
     say("ingest: fresh database, login roles, one merchant")
     url = localdb.fresh_database("mx_bench_ingest")
-    webhook_url, _ = login_roles(url)
+    webhook_url, _ = localdb.create_login_roles(url)
     merchant_id = 1000012345
     with psycopg.connect(url, autocommit=True) as conn:
         _, token = make_practice(conn, "Bench Ingest Practice", merchant_id)
@@ -566,7 +539,7 @@ def bench_worker(results: Results, quick: bool) -> None:
     n_ceiling, n_fast, n_slow = (300, 300, 200) if quick else (3000, 3000, 1200)
     say("worker: fresh database, login roles, MX stand-in, 4 merchants")
     url = localdb.fresh_database("mx_bench_worker")
-    _, worker_url = login_roles(url)
+    _, worker_url = localdb.create_login_roles(url)
     standin_proc = subprocess.Popen(
         [sys.executable, "-m", "tests.mxstandin", "--port", "0", "--seed", "7"],
         cwd=ROOT,

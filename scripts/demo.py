@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -20,7 +19,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -44,34 +42,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def with_user(url: str, user: str, password: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def build_database() -> tuple[str, str, str]:
     """Fresh demo database, seed, and the two services' login roles; returns three URLs."""
     url = localdb.fresh_database(DEMO_DB)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute((ROOT / "supabase" / "seed.sql").read_text())  # type: ignore[arg-type]
-    passwords = {
-        "webhook_password": secrets.token_urlsafe(16),
-        "worker_password": secrets.token_urlsafe(16),
-    }
-    subprocess.run(
-        ["psql", url, "-q", "-v", "ON_ERROR_STOP=1"]
-        + [arg for key, value in passwords.items() for arg in ("-v", f"{key}={value}")]
-        + ["-f", str(ROOT / "sql" / "ops" / "create_login_roles.sql")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return (
-        url,
-        with_user(url, "mx_webhook_login", passwords["webhook_password"]),
-        with_user(url, "mx_worker_login", passwords["worker_password"]),
-    )
+    webhook_url, worker_url = localdb.create_login_roles(url)
+    return url, webhook_url, worker_url
 
 
 def start(

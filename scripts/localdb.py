@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,33 @@ def fresh_database(name: str) -> str:
     apply_platform_layer(url)
     apply_migrations(url)
     return url
+
+
+def _with_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"  # a Unix-socket URL keeps its ?host= directory
+    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def create_login_roles(url: str) -> tuple[str, str]:
+    """The webhook's and the worker's least-privilege login roles, with fresh passwords
+    (sql/ops/create_login_roles.sql); returns the URLs of the webhook and of the worker."""
+    passwords = {
+        "webhook_password": secrets.token_urlsafe(16),
+        "worker_password": secrets.token_urlsafe(16),
+    }
+    subprocess.run(
+        ["psql", url, "-q", "-X", "-v", "ON_ERROR_STOP=1"]
+        + [arg for key, value in passwords.items() for arg in ("-v", f"{key}={value}")]
+        + ["-f", str(ROOT / "sql" / "ops" / "create_login_roles.sql")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return (
+        _with_user(url, "mx_webhook_login", passwords["webhook_password"]),
+        _with_user(url, "mx_worker_login", passwords["worker_password"]),
+    )
 
 
 def main(argv: list[str]) -> int:
