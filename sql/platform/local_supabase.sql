@@ -63,10 +63,11 @@ create table if not exists auth.users (
 );
 comment on table auth.users is 'Local stand-in for Supabase Auth users (id and e-mail are what the project uses).';
 
--- Same definitions as Supabase: the claims PostgREST puts in request.jwt.claims.
+-- Same definitions as Supabase: the claims PostgREST puts in request.jwt.claims. Like
+-- Supabase's, they carry no SET clause (their bodies name only pg_catalog functions), so the
+-- planner inlines them: a `set search_path` here made every auth.uid() a function call.
 create or replace function auth.jwt() returns jsonb
 language sql stable
-set search_path = ''
 as $$
     select coalesce(
         nullif(current_setting('request.jwt.claim', true), ''),
@@ -77,7 +78,6 @@ comment on function auth.jwt() is 'JWT claims of the current request (request.jw
 
 create or replace function auth.uid() returns uuid
 language sql stable
-set search_path = ''
 as $$
     select coalesce(
         nullif(current_setting('request.jwt.claim.sub', true), ''),
@@ -88,7 +88,6 @@ comment on function auth.uid() is 'Subject (user id) of the current request JWT,
 
 create or replace function auth.role() returns text
 language sql stable
-set search_path = ''
 as $$
     select coalesce(
         nullif(current_setting('request.jwt.claim.role', true), ''),
@@ -99,7 +98,6 @@ comment on function auth.role() is 'Role claim of the current request JWT, or nu
 
 create or replace function auth.email() returns text
 language sql stable
-set search_path = ''
 as $$
     select coalesce(
         nullif(current_setting('request.jwt.claim.email', true), ''),
