@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import uvicorn
@@ -17,7 +18,12 @@ def app_from_environment() -> Litestar:
     """The app of one server process: settings from the environment, JSON logs."""
     settings = Settings()  # DATABASE_URL (required) comes from the environment
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    # The ~70,000 objects of the imported modules and the app live as long as the process;
+    # frozen, the garbage collector stops walking them: a full collection goes from ~20 ms
+    # (a pause every request in flight waits out, straight into the p99) to well under 1 ms.
+    gc.freeze()
+    return app
 
 
 def main() -> None:
