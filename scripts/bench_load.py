@@ -58,12 +58,15 @@ async def open_loop(
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     errors = 0
+    total = int(rate * seconds)
+    # built before the clock starts: the generator shares the cores with what it measures
+    bodies = [body_for(i) for i in range(total)]
 
     async def one(i: int, due: float) -> None:
         nonlocal errors
         reader, writer = await pool.get()
         try:
-            status = await _request(reader, writer, head, body_for(i))
+            status = await _request(reader, writer, head, bodies[i])
             statuses[status] += 1
             latencies.append((loop.time() - due) * 1000)
         except (OSError, ConnectionError, ValueError, IndexError, asyncio.IncompleteReadError):
@@ -73,7 +76,6 @@ async def open_loop(
         finally:
             pool.put_nowait((reader, writer))
 
-    total = int(rate * seconds)
     tasks = []
     start = loop.time() + 0.1
     wall = time.perf_counter()
