@@ -10,6 +10,7 @@ TEST_DB ?= mx_memberships_test
 DEMO_DB ?= mx_memberships_demo
 TEST_DB_URL = .run/$(TEST_DB).url
 DEMO_SECONDS ?= 30
+BENCH_ARGS ?=
 export DEMO_SECONDS
 
 .PHONY: help setup system-packages db-url test-db lint sql-lint db-lint pgtap pytest test demo bench chaos clean
@@ -75,7 +76,7 @@ demo: setup ## Local run: database, stand-in, webhook, worker, simulated traffic
 
 bench: setup ## Benchmarks (ratios against their ceilings), not part of make test
 	@WITH_BENCH_TOOLS=1 bash scripts/system_packages.sh
-	@$(PY) -m scripts.bench
+	@$(PY) -m scripts.bench $(BENCH_ARGS)
 
 chaos: setup ## The longer reliability suite, not part of make test
 	@$(VENV)/bin/pytest -q -m chaos tests/chaos

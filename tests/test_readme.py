@@ -29,3 +29,11 @@ def test_every_make_target_is_documented() -> None:
     assert targets, "no documented targets found in the Makefile"
     missing = [t for t in targets if f"`make {t}`" not in README]
     assert not missing, f"make targets missing from README.md: {missing}"
+
+
+def test_every_make_variable_is_documented() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    variables = re.findall(r"^([A-Z][A-Z_]*) \?=", makefile, flags=re.MULTILINE)
+    assert variables, "no overridable variables found in the Makefile"
+    missing = [v for v in variables if f"`{v}`" not in README]
+    assert not missing, f"make variables missing from README.md: {missing}"
