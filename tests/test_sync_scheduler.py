@@ -1,5 +1,6 @@
 """The scheduler inside `worker run`: exactly one of several workers runs the scheduled jobs,
-it gives the lock up with its connection and takes it back; retention prunes in batches."""
+it gives the lock up with its connection and takes it back; retention prunes in batches
+(old sync runs too, never the one holding the reconcile watermark)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,21 @@ async def test_retention_prunes_in_batches(
         "'processed', 'processed', 'dead', 'queued']) as s returning id",
         (merchant.practice_id, merchant.merchant_account_id),
     )
+    # six old succeeded reconciles (the watermark is the newest one's), one recent failure
+    query(
+        db_url,
+        "insert into app.sync_runs (practice_id, merchant_account_id, kind, status, "
+        "started_at, finished_at, watermark) "
+        "select %s, %s, 'reconcile', 'succeeded', now() - make_interval(days => 40 + i), "
+        "now() - make_interval(days => 40 + i), now() - make_interval(days => 41 + i) "
+        "from generate_series(0, 5) as i "
+        "union all select %s, %s, 'reconcile', 'failed', now() - interval '1 day', now(), null "
+        "returning id",
+        (merchant.practice_id, merchant.merchant_account_id) * 2,
+    )
+    [(watermark,)] = query(
+        db_url, "select private.reconcile_watermark(%s)", (merchant.merchant_account_id,)
+    )
     settings = worker_settings(
         db_url, standin.base_url, retention_batch_size=3, scheduler_enabled=False
     )
@@ -107,3 +123,14 @@ async def test_retention_prunes_in_batches(
         ("dead",),
         ("queued",),
     ]
+    # the newest succeeded reconcile (the watermark) and the recent failure stay
+    assert totals["sync_runs"] == 5
+    assert query(
+        db_url,
+        "select status, watermark from app.sync_runs where merchant_account_id = %s "
+        "order by started_at",
+        (merchant.merchant_account_id,),
+    ) == [("succeeded", watermark), ("failed", None)]
+    assert query(
+        db_url, "select private.reconcile_watermark(%s)", (merchant.merchant_account_id,)
+    ) == [(watermark,)]

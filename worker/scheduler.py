@@ -153,7 +153,7 @@ class Scheduler:
         while not self.stopping.is_set():
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
-                    "select webhook_events, ingest_archive, dlq_archive "
+                    "select webhook_events, ingest_archive, dlq_archive, sync_runs "
                     "from private.prune_retention(%s, %s, %s)",
                     (
                         settings.retention_event_days,
@@ -165,7 +165,12 @@ class Scheduler:
             if row is None or not any(row):
                 break
             totals.update(
-                {"webhook_events": row[0], "ingest_archive": row[1], "dlq_archive": row[2]}
+                {
+                    "webhook_events": row[0],
+                    "ingest_archive": row[1],
+                    "dlq_archive": row[2],
+                    "sync_runs": row[3],
+                }
             )
         if totals:
             log.info("retention pruned", extra={"fields": dict(totals)})

@@ -75,7 +75,10 @@ class WorkerSettings(BaseSettings):
         60.0, gt=0, description="run retention pruning and the overdue sweep this often"
     )
     retention_event_days: int = Field(
-        30, ge=1, description="keep processed/ignored/rejected webhook events this many days"
+        30,
+        ge=1,
+        description="keep processed/ignored/rejected webhook events and finished sync runs "
+        "this many days",
     )
     retention_archive_days: int = Field(
         7, ge=1, description="keep pgmq archive rows (mx_ingest, mx_ingest_dlq) this many days"

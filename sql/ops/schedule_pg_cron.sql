@@ -5,10 +5,11 @@
 --
 -- pg_cron can only do SQL work:
 --   mx-retention  every 5 minutes, one batch (at most 5000 rows a table, one transaction) of
---                 private.prune_retention: finished webhook events after 30 days, pgmq archive
---                 rows of mx_ingest and mx_ingest_dlq after 7 days. Small batches often, rather
---                 than one long delete, so no long transaction holds back vacuum (12 batches
---                 an hour: up to 60000 rows a table an hour).
+--                 private.prune_retention: finished webhook events and sync runs after 30 days
+--                 (never the newest, newest succeeded or watermark run of a merchant and kind),
+--                 pgmq archive rows of mx_ingest and mx_ingest_dlq after 7 days. Small batches
+--                 often, rather than one long delete, so no long transaction holds back vacuum
+--                 (12 batches an hour: up to 60000 rows a table an hour).
 --   mx-overdue    hourly at :07, private.mark_overdue_memberships() when the schema has it.
 -- Reconciliation and contract sync need HTTP calls to MX Merchant (paging, Basic auth,
 -- backoff): they are not scheduled here (pg_net is not used for them). The worker's own
