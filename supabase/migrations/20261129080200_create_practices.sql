@@ -68,11 +68,6 @@ $$;
 comment on function private.current_admin_practice_ids() is
 'Practices where the requesting user is an owner or an admin.';
 
--- Policies use them as `practice_id in (select unnest(private.current_practice_ids()))`: an
--- uncorrelated subquery, run once per statement, that the planner treats as a semi-join with
--- a fair row estimate. The `= any((select ...)::uuid[])` form estimated 1% of a practice's
--- rows and turned a 3 ms keyset page into a 350 ms full read at 1M memberships
--- (docs/benchmarks.md).
 -- Policies call these helpers as the requesting role, so authenticated may execute
 -- exactly these two; private stays unexposed (it is not in the API's schemas).
 grant usage on schema private to authenticated;
@@ -148,18 +143,18 @@ on app.practices to authenticated;
 
 create policy practices_select on app.practices
 for select to authenticated
-using (id in (select unnest(private.current_practice_ids())));
+using (id = any((select private.current_practice_ids())::uuid[]));
 
 create policy practices_update on app.practices
 for update to authenticated
-using (id in (select unnest(private.current_admin_practice_ids())))
-with check (id in (select unnest(private.current_admin_practice_ids())));
+using (id = any((select private.current_admin_practice_ids())::uuid[]))
+with check (id = any((select private.current_admin_practice_ids())::uuid[]));
 
 grant select on app.practice_members to authenticated;
 
 create policy practice_members_select on app.practice_members
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 grant select on app.categories to authenticated;
 grant insert (practice_id, name, sort_order), update (name, sort_order)
@@ -167,13 +162,13 @@ on app.categories to authenticated;
 
 create policy categories_select on app.categories
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 create policy categories_insert on app.categories
 for insert to authenticated
-with check (practice_id in (select unnest(private.current_admin_practice_ids())) and kind = 'programme');
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]) and kind = 'programme');
 
 create policy categories_update on app.categories
 for update to authenticated
-using (practice_id in (select unnest(private.current_admin_practice_ids())) and kind = 'programme')
-with check (practice_id in (select unnest(private.current_admin_practice_ids())) and kind = 'programme');
+using (practice_id = any((select private.current_admin_practice_ids())::uuid[]) and kind = 'programme')
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]) and kind = 'programme');

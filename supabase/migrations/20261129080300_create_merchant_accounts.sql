@@ -46,7 +46,7 @@ grant select (
 
 create policy merchant_accounts_select on app.merchant_accounts
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 -- webhook_tokens: no grant and no policy for any client role. Only definer
 -- procedures (ingest, operator commands) touch it.

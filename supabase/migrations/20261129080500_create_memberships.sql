@@ -85,11 +85,11 @@ grant select on app.memberships, app.membership_events to authenticated;
 
 create policy memberships_select on app.memberships
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 create policy membership_events_select on app.membership_events
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 -- ---------------------------------------------------------------------------
 -- MX contract status -> membership status (null: not a status we act on)

@@ -71,20 +71,20 @@ to authenticated;
 
 create policy category_rules_select on app.category_rules
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 create policy category_rules_insert on app.category_rules
 for insert to authenticated
-with check (practice_id in (select unnest(private.current_admin_practice_ids())));
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 create policy category_rules_update on app.category_rules
 for update to authenticated
-using (practice_id in (select unnest(private.current_admin_practice_ids())))
-with check (practice_id in (select unnest(private.current_admin_practice_ids())));
+using (practice_id = any((select private.current_admin_practice_ids())::uuid[]))
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 create policy category_rules_delete on app.category_rules
 for delete to authenticated
-using (practice_id in (select unnest(private.current_admin_practice_ids())));
+using (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 -- ---------------------------------------------------------------------------
 -- The suggestion: the longest matching practice rule; else the longest matching shipped

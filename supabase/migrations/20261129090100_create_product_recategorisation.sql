@@ -34,7 +34,7 @@ grant select on app.product_category_changes to authenticated;
 
 create policy product_category_changes_select on app.product_category_changes
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 -- 'system' is a new status source: the overdue sweep and recategorisation clean-up.
 alter table app.memberships drop constraint memberships_status_source_check;
@@ -56,7 +56,7 @@ grant insert (practice_id, product_id, to_category_id) on app.product_category_c
 
 create policy product_category_changes_insert on app.product_category_changes
 for insert to authenticated
-with check (practice_id in (select unnest(private.current_admin_practice_ids())));
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 create trigger products_touch_updated_at
 before update on app.products
@@ -270,7 +270,7 @@ left join lateral (
         on pay.patient_id = m.patient_id and p.category_id = m.category_id
     where l.product_id = p.id
 ) as u on true
-where p.practice_id in (select unnest(private.current_admin_practice_ids()));
+where p.practice_id = any((select private.current_admin_practice_ids())::uuid[]);
 comment on view api.products_admin is
 'Owners/admins: products with their programme, suggestion, confirmation and membership counts.';
 grant select on api.products_admin to authenticated;

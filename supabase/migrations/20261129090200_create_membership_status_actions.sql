@@ -163,8 +163,8 @@ grant update (staff_status, staff_reason) on app.memberships to authenticated;
 
 create policy memberships_update on app.memberships
 for update to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())))
-with check (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]))
+with check (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 create function private.stamp_staff_decision()
 returns trigger

@@ -73,20 +73,20 @@ on app.referral_sources to authenticated;
 
 create policy referral_sources_select on app.referral_sources
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 create policy referral_sources_insert on app.referral_sources
 for insert to authenticated
-with check (practice_id in (select unnest(private.current_admin_practice_ids())));
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 create policy referral_sources_update on app.referral_sources
 for update to authenticated
-using (practice_id in (select unnest(private.current_admin_practice_ids())))
-with check (practice_id in (select unnest(private.current_admin_practice_ids())));
+using (practice_id = any((select private.current_admin_practice_ids())::uuid[]))
+with check (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 create policy referral_sources_delete on app.referral_sources
 for delete to authenticated
-using (practice_id in (select unnest(private.current_admin_practice_ids())));
+using (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 -- ---------------------------------------------------------------------------
 -- Audit of workflow edits
@@ -111,7 +111,7 @@ grant select on app.workflow_audit to authenticated;
 
 create policy workflow_audit_select on app.workflow_audit
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 -- Trigger: TG_ARGV lists the audited columns. Definer: clients cannot insert audit rows.
 create function private.audit_workflow_change()
@@ -170,8 +170,8 @@ on app.invoices to authenticated;
 
 create policy invoices_update on app.invoices
 for update to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())))
-with check (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]))
+with check (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 -- ---------------------------------------------------------------------------
 -- API

@@ -312,7 +312,6 @@ declare
     v_dlq record;
     v_removed jsonb := '{}';
     v_batch integer;
-    v_kept bigint [] := '{}';
 begin
     for v_event in
         select e.* from app.webhook_events as e
@@ -358,12 +357,11 @@ begin
         return;
     end if;
 
-    -- Remove the replayed events' dead letters: read every visible DLQ message (each read hides
-    -- it), delete the matching ones, and only after the whole scan make the others visible
-    -- again; releasing them inside the loop would hand the same messages back forever.
+    -- Remove the replayed events' dead letters: read every visible DLQ message (hidden for a
+    -- moment), delete the matching ones, make the others visible again at once.
     loop
         v_batch := 0;
-        for v_dlq in select q.msg_id, q.message from private.queue_read('mx_ingest_dlq', 300, 500) as q loop
+        for v_dlq in select q.msg_id, q.message from private.queue_read('mx_ingest_dlq', 60, 500) as q loop
             v_batch := v_batch + 1;
             if (v_dlq.message ->> 'event_id')::bigint = any(v_replayed) then
                 perform private.queue_delete('mx_ingest_dlq', v_dlq.msg_id);
@@ -372,12 +370,11 @@ begin
                     pg_catalog.to_jsonb(coalesce((v_removed ->> (v_dlq.message ->> 'event_id'))::integer, 0) + 1)
                 );
             else
-                v_kept := v_kept || v_dlq.msg_id;
+                perform private.queue_set_visibility('mx_ingest_dlq', v_dlq.msg_id, 0);
             end if;
         end loop;
         exit when v_batch < 500;
     end loop;
-    perform private.queue_set_visibility('mx_ingest_dlq', k, 0) from unnest(v_kept) as k;
 
     update app.event_replays as r
     set dlq_messages_removed = (v_removed ->> r.event_id::text)::integer

@@ -87,13 +87,13 @@ grant select (
 
 create policy webhook_events_select_admin on app.webhook_events
 for select to authenticated
-using (practice_id in (select unnest(private.current_admin_practice_ids())));
+using (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 grant select on app.event_replays to authenticated;
 
 create policy event_replays_select_admin on app.event_replays
 for select to authenticated
-using (practice_id in (select unnest(private.current_admin_practice_ids())));
+using (practice_id = any((select private.current_admin_practice_ids())::uuid[]));
 
 create view api.webhook_events with (security_invoker = true) as
 select

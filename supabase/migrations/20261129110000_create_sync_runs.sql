@@ -46,7 +46,7 @@ grant select on app.sync_runs to authenticated;
 
 create policy sync_runs_select on app.sync_runs
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 -- Owners and admins see the runs of their practices (the operations screen).
 create view api.sync_runs with (security_invoker = true) as
@@ -68,7 +68,7 @@ select
     r.error
 from app.sync_runs as r
 inner join app.merchant_accounts as m on r.merchant_account_id = m.id
-where r.practice_id in (select unnest(private.current_admin_practice_ids()));
+where r.practice_id = any((select private.current_admin_practice_ids())::uuid[]);
 comment on view api.sync_runs is 'Synchronisation runs of the practices the requesting user administers.';
 grant select on api.sync_runs to authenticated;
 

@@ -25,7 +25,7 @@ grant select on app.contract_payments to authenticated;
 
 create policy contract_payments_select on app.contract_payments
 for select to authenticated
-using (practice_id in (select unnest(private.current_practice_ids())));
+using (practice_id = any((select private.current_practice_ids())::uuid[]));
 
 -- p_contract: canonical contract (worker/mx/models.py MxContract.canonical()).
 -- p_payments: canonical list records of GET /contract/payment; those not processed yet are
