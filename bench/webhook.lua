@@ -1,40 +1,31 @@
 -- wrk script: POST MX-shaped PaymentSuccess notifications, each with a new payment id so
--- none is a duplicate. Usage (scripts/bench.py runs it):
+-- none is a duplicate. Usage (scripts/bench.py runs it, with the body of its mx_body()):
 --   wrk -t2 -c10 -d20s --latency -s bench/webhook.lua http://127.0.0.1:PORT/webhooks/mx/TOKEN \
---       -- MERCHANT_ID RUN_NONCE
+--       -- BODY_TEMPLATE RUN_NONCE
+-- BODY_TEMPLATE is the JSON body with __ID__ where the payment id goes.
 -- Payment ids: nonce * 10^12 + thread * 10^10 + counter (distinct across threads and runs).
 -- done() prints one line "WRKJSON {...}" with throughput, latency percentiles and errors.
 
 local thread_count = 0
-local threads = {}
 
 function setup(thread)
     thread_count = thread_count + 1
     thread:set("tid", thread_count)
-    table.insert(threads, thread)
 end
 
-local merchant, nonce, counter, template
+local template, nonce, counter
 local headers = { ["Content-Type"] = "application/json" }
 
 function init(args)
-    merchant = args[1] or "1000012345"
+    template = args[1]
     nonce = tonumber(args[2] or "1")
     counter = 0
-    template = '{"eventType":"PaymentSuccess","merchantId":"' .. merchant .. '","xmid":"5000012345",'
-        .. '"dba":"Bench Practice","id":"%d","invoiceId":"","invoiceNumber":"2636",'
-        .. '"transactionDate":"Aug 11 2025 10:02AM","localDate":"Aug 11 2025  6:02AM",'
-        .. '"transactionTypeName":"Sale","paymentType":"Card","card":"Visa",'
-        .. '"referenceNumber":"522310012345","authorizationCode":"A1B2C3","responseCode":"0",'
-        .. '"replayId":"","pan4":"4242","totalAmount":"181.12","baseAmount":"181.12",'
-        .. '"responseMessage":"Approved or completed successfully","customer":"Jane Doe",'
-        .. '"customerNumber":"C00042","source":"Recurring","customFields":"","fee":"0.00"}'
 end
 
 function request()
     counter = counter + 1
-    local id = nonce * 1000000000000 + tid * 10000000000 + counter
-    return wrk.format("POST", nil, headers, string.format(template, id))
+    local id = string.format("%d", nonce * 1000000000000 + tid * 10000000000 + counter)
+    return wrk.format("POST", nil, headers, (template:gsub("__ID__", id)))
 end
 
 function done(summary, latency, requests)

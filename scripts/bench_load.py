@@ -15,6 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of ``values``; nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
+
+
 async def _request(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes
 ) -> int:
@@ -57,20 +65,17 @@ async def open_loop(
         pool.put_nowait(await asyncio.open_connection(host, port))
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
-    errors = 0
     total = int(rate * seconds)
     # built before the clock starts: the generator shares the cores with what it measures
     bodies = [body_for(i) for i in range(total)]
 
     async def one(i: int, due: float) -> None:
-        nonlocal errors
         reader, writer = await pool.get()
         try:
             status = await _request(reader, writer, head, bodies[i])
             statuses[status] += 1
             latencies.append((loop.time() - due) * 1000)
         except (OSError, ConnectionError, ValueError, IndexError, asyncio.IncompleteReadError):
-            errors += 1
             writer.close()
             reader, writer = await asyncio.open_connection(host, port)
         finally:
@@ -90,12 +95,6 @@ async def open_loop(
     while not pool.empty():
         _, writer = pool.get_nowait()
         writer.close()
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        if not latencies:
-            return float("nan")
-        return latencies[min(len(latencies) - 1, round(p / 100 * (len(latencies) - 1)))]
 
     ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
     return {
@@ -106,8 +105,8 @@ async def open_loop(
         "errors": total - ok,
         "statuses": {str(k): v for k, v in statuses.items()},
         "achieved_rate": len(latencies) / elapsed if elapsed > 0 else float("nan"),
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "max_ms": latencies[-1] if latencies else float("nan"),
+        "p50_ms": pct(latencies, 50),
+        "p90_ms": pct(latencies, 90),
+        "p99_ms": pct(latencies, 99),
+        "max_ms": max(latencies, default=float("nan")),
     }

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,10 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 
 from scripts import localdb
+from scripts.procs import free_port, start, start_standin, stop, wait_http
 from tests.mxstandin.traffic import SimMerchant, TrafficReport, provision_merchant, run_traffic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +35,6 @@ def say(message: str) -> None:
     print(f"demo: {message}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def build_database() -> tuple[str, str, str]:
     """Fresh demo database, seed, and the two services' login roles; returns three URLs."""
     url = localdb.fresh_database(DEMO_DB)
@@ -49,59 +42,6 @@ def build_database() -> tuple[str, str, str]:
         conn.execute((ROOT / "supabase" / "seed.sql").read_text())  # type: ignore[arg-type]
     webhook_url, worker_url = localdb.create_login_roles(url)
     return url, webhook_url, worker_url
-
-
-def start(
-    name: str, args: list[str], env: dict[str, str], log_dir: Path
-) -> subprocess.Popen[bytes]:
-    log = (log_dir / f"{name}.log").open("wb")
-    # own session: Ctrl-C reaches the demo only, which then stops each child in order
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def start_standin(log_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mxstandin", "--port", "0", "--seed", "11"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=(log_dir / "mx-standin.log").open("wb"),
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("demo: the MX stand-in did not start (see .run/demo/mx-standin.log)")
-    return proc, json.loads(line)
-
-
-def wait_ready(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"demo: {url} did not become ready (see .run/demo/*.log)")
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def operator(args: list[str], env: dict[str, str]) -> Any:
@@ -277,11 +217,7 @@ def dashboard_as_owner(owner_url: str) -> str:
     lines = ["", "Dashboard of Northside TRT & Wellness, read as its owner through the api schema:"]
     owner = "00000000-0000-4000-8000-000000000001"
     with psycopg.connect(owner_url) as conn, conn.transaction():
-        conn.execute("set local role authenticated")
-        conn.execute(
-            "select set_config('request.jwt.claims', %s, true)",
-            (json.dumps({"sub": owner, "role": "authenticated"}),),
-        )
+        localdb.act_as_user(conn, owner)
         practice = conn.execute("select id, name from api.practices").fetchall()
         lines.append(f"  practices visible to this user: {[name for _, name in practice]}")
         practice_id = practice[0][0]
@@ -309,7 +245,7 @@ def main() -> int:
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        standin_proc, standin = start_standin(log_dir)
+        standin_proc, standin = start_standin(log_dir, seed=11)
         procs.append(standin_proc)
         say(f"MX stand-in at {standin['base_url']}")
         port = free_port()
@@ -322,7 +258,7 @@ def main() -> int:
                 log_dir,
             )
         )
-        wait_ready(f"{webhook_base}/readyz")
+        wait_http(f"{webhook_base}/readyz", log_dir)
         say(f"webhook at {webhook_base}")
         for n in range(WORKERS):
             procs.append(
@@ -357,7 +293,7 @@ def main() -> int:
             return 1
         return 0
     finally:
-        stop(list(reversed(procs)))
+        stop(*reversed(procs))
         say("stopped every process")
 
 

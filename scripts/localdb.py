@@ -20,11 +20,13 @@ Usage::
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -180,6 +182,29 @@ def _with_user(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def act_as_user(conn: psycopg.Connection[Any], user_id: object) -> None:
+    """For the rest of the current transaction, be ``user_id`` exactly as PostgREST makes a
+    signed-in request: role ``authenticated`` and the JWT claims that auth.uid() and the RLS
+    policies read."""
+    conn.execute(
+        "select set_config('role', 'authenticated', true), "
+        "set_config('request.jwt.claims', %s, true)",
+        (json.dumps({"sub": str(user_id), "role": "authenticated"}),),
+    )
+
+
+def psql_file(url: str, path: Path, *, tuples_only: bool = False, **variables: object) -> str:
+    """Run a SQL file with psql (``-v name=value`` for each variable, stop on the first error);
+    its standard output."""
+    args = ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    if tuples_only:
+        args += ["-A", "-t"]
+    for name, value in variables.items():
+        args += ["-v", f"{name}={value}"]
+    done = subprocess.run([*args, "-f", str(path)], check=True, capture_output=True, text=True)
+    return done.stdout
+
+
 def create_login_roles(url: str) -> tuple[str, str]:
     """The webhook's and the worker's least-privilege login roles, with fresh passwords
     (sql/ops/create_login_roles.sql); returns the URLs of the webhook and of the worker."""
@@ -187,13 +212,7 @@ def create_login_roles(url: str) -> tuple[str, str]:
         "webhook_password": secrets.token_urlsafe(16),
         "worker_password": secrets.token_urlsafe(16),
     }
-    subprocess.run(
-        ["psql", url, "-q", "-X", "-v", "ON_ERROR_STOP=1"]
-        + [arg for key, value in passwords.items() for arg in ("-v", f"{key}={value}")]
-        + ["-f", str(ROOT / "sql" / "ops" / "create_login_roles.sql")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    psql_file(url, ROOT / "sql" / "ops" / "create_login_roles.sql", **passwords)
     return (
         _with_user(url, "mx_webhook_login", passwords["webhook_password"]),
         _with_user(url, "mx_worker_login", passwords["worker_password"]),

@@ -3,13 +3,13 @@ the dashboard API shows, read as a member of the practice exactly as PostgREST d
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import psycopg
 import pytest
 
+from scripts import localdb
 from tests.conftest import Merchant, onboard
 from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, worker_settings
@@ -47,11 +47,7 @@ def as_member(db_url: str, practice_id: uuid.UUID, sql: str, params: tuple[Any, 
         )
         conn.commit()
         with conn.transaction():
-            conn.execute("set local role authenticated")
-            conn.execute(
-                "select set_config('request.jwt.claims', %s, true)",
-                (json.dumps({"sub": str(user_id), "role": "authenticated"}),),
-            )
+            localdb.act_as_user(conn, user_id)
             return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from scripts import localdb
 from tests.conftest import Merchant, create_merchant, onboard
 from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
@@ -62,11 +63,7 @@ def test_member_add_list_remove_on_the_local_platform(
 
     # the new admin reads the practice through the API, exactly as PostgREST would
     with psycopg.connect(ops_env) as conn, conn.transaction():
-        conn.execute("set local role authenticated")
-        conn.execute(
-            "select set_config('request.jwt.claims', %s, true)",
-            (json.dumps({"sub": member["user_id"], "role": "authenticated"}),),
-        )
+        localdb.act_as_user(conn, member["user_id"])
         assert conn.execute("select slug from api.practices").fetchall() == [("bay",)]
 
     code, _, err = run(

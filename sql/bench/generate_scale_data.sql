@@ -44,17 +44,42 @@ $$;
 comment on function bench.h(bigint, integer, integer) is
 'Deterministic pseudo-random integer in [0, p_mod) from a key and a salt.';
 
+-- No SET clause, so the planner inlines it into the two queries that decide declines (a
+-- function call per billing cycle otherwise): its body names only bench.h and operators.
+create or replace function bench.declined_mid_life(p_payment_id bigint, p_cycle integer, p_cycles integer)
+returns boolean
+language sql
+immutable
+parallel safe
+as $$
+    -- a failed recurring payment now and then: never the first cycle, nor the last two
+    select p_cycle between 2 and p_cycles - 2 and bench.h(p_payment_id, 17, 50) = 0
+$$;
+comment on function bench.declined_mid_life(bigint, integer, integer) is
+'Whether billing cycle p_cycle of p_cycles (payment p_payment_id) is a mid-life decline.';
+
+create or replace function bench.since(p_started timestamptz)
+returns numeric
+language sql
+volatile
+set search_path = ''
+as $$
+    select round(extract(epoch from pg_catalog.clock_timestamp() - p_started)::numeric, 1)
+$$;
+comment on function bench.since(timestamptz) is 'Seconds since p_started, to a tenth.';
+
 create or replace function bench.generate_scale_data(
     p_practices integer default 1000,
     p_payments bigint default 10000000,
-    p_memberships integer default 1000000,
-    p_skew numeric default 0.75
+    p_memberships integer default 1000000
 )
 returns table (step text, row_count bigint, seconds numeric)
 language plpgsql
 set search_path = ''
 as $fn$
 declare
+    -- weight of practice i is i^-skew: at 0.75 and 1,000 practices the largest holds ~5%
+    v_skew constant numeric := 0.75;
     v_started timestamptz;
     v_rows bigint;
     v_rows2 bigint;
@@ -66,6 +91,7 @@ declare
     ];
     v_table text;
     v_sql text;
+    v_drop text;
     v_ddl text[] := '{}';
 begin
     if p_practices < 1 or p_memberships < p_practices or p_payments < p_memberships then
@@ -80,63 +106,39 @@ begin
     truncate app.practices cascade;
     delete from auth.users where email like '%@bench.example';
 
-    -- drop plain indexes and foreign keys of the bulk tables (rebuilt at the end)
+    -- drop plain indexes and foreign keys of the bulk tables, remembering how to rebuild them
     foreach v_table in array v_tables loop
-        for v_sql in
-            select pg_catalog.pg_get_indexdef(i.indexrelid)
-            from pg_catalog.pg_index as i
-            where i.indrelid = format('app.%I', v_table)::regclass
-                and not exists (select from pg_catalog.pg_constraint as c where c.conindid = i.indexrelid)
-        loop
-            v_ddl := v_ddl || v_sql;
-        end loop;
-        for v_sql in
-            select format('alter table %s add constraint %I %s',
-                c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid))
-            from pg_catalog.pg_constraint as c
-            where c.conrelid = format('app.%I', v_table)::regclass and c.contype = 'f'
-        loop
-            v_ddl := v_ddl || v_sql;
-        end loop;
-    end loop;
-    foreach v_table in array v_tables loop
-        for v_sql in
-            select format('drop index %s', i.indexrelid::regclass)
+        for v_sql, v_drop in
+            select pg_catalog.pg_get_indexdef(i.indexrelid), format('drop index %s', i.indexrelid::regclass)
             from pg_catalog.pg_index as i
             where i.indrelid = format('app.%I', v_table)::regclass
                 and not exists (select from pg_catalog.pg_constraint as c where c.conindid = i.indexrelid)
             union all
-            select format('alter table %s drop constraint %I', c.conrelid::regclass, c.conname)
+            select
+                format('alter table %s add constraint %I %s',
+                    c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid)),
+                format('alter table %s drop constraint %I', c.conrelid::regclass, c.conname)
             from pg_catalog.pg_constraint as c
             where c.conrelid = format('app.%I', v_table)::regclass and c.contype = 'f'
         loop
-            execute v_sql;
+            v_ddl := v_ddl || v_sql;
+            execute v_drop;
         end loop;
         execute format('alter table app.%I disable trigger user', v_table);
     end loop;
-    step := 'prepare (drop indexes and foreign keys)';
-    row_count := cardinality(v_ddl);
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'prepare (drop indexes and foreign keys)', cardinality(v_ddl)::bigint, bench.since(v_started);
 
     -- ------------------------------------------------------------------ practices
-    -- weight of practice i is i^-skew: at skew 0.75 and 1,000 practices the largest holds ~5%
+    -- practice i gets memberships [m_lo, m_lo + m_n) and patients [p_lo, p_lo + np)
     v_started := clock_timestamp();
-    insert into app.practices (name, slug, timezone, created_at)
-    select
-        format('Bench Practice %s', i),
-        format('bench-%s', i),
-        (array['America/New_York', 'America/Chicago', 'America/Denver', 'America/Los_Angeles'])[1 + i % 4],
-        v_now - interval '6 years'
-    from generate_series(1, p_practices) as i;
-
     create temp table bp on commit drop as
     with w as (
         select
-            split_part(p.slug, '-', 2)::integer as i,
-            p.id,
-            power(split_part(p.slug, '-', 2)::numeric, -p_skew) as w
-        from app.practices as p
+            i,
+            gen_random_uuid() as id,
+            gen_random_uuid() as merchant_id,
+            power(i::numeric, -v_skew) as w
+        from generate_series(1, p_practices) as i
     ),
     c as (
         select w.*, sum(w.w) over (order by w.i) as cum, sum(w.w) over () as total from w
@@ -144,44 +146,52 @@ begin
     select
         c.i,
         c.id,
-        floor(p_memberships * (c.cum - c.w) / c.total)::bigint as m_lo,
+        c.merchant_id,
         floor(p_memberships * c.cum / c.total)::bigint - floor(p_memberships * (c.cum - c.w) / c.total)::bigint
         as m_n
     from c;
     -- a practice needs at least one membership: take it from the largest
     update bp set m_n = 1 where m_n = 0;
     update bp set m_n = m_n - (select sum(m_n) from bp) + p_memberships where i = 1;
-    update bp as b set m_lo = x.lo
-    from (select i, coalesce(sum(m_n) over (order by i rows between unbounded preceding and 1 preceding), 0) as lo from bp) as x
-    where x.i = b.i;
-    alter table bp add column np bigint, add column p_lo bigint, add column merchant_id uuid;
+    alter table bp add column m_lo bigint, add column np bigint, add column p_lo bigint;
     -- 1.3 memberships per patient: some patients are in two programmes
     update bp set np = greatest(1, ceil(m_n / 1.3));
-    update bp as b set p_lo = x.lo
-    from (select i, coalesce(sum(np) over (order by i rows between unbounded preceding and 1 preceding), 0) as lo from bp) as x
+    update bp as b set m_lo = x.m_lo, p_lo = x.p_lo
+    from (
+        select
+            i,
+            coalesce(sum(m_n) over (order by i rows between unbounded preceding and 1 preceding), 0) as m_lo,
+            coalesce(sum(np) over (order by i rows between unbounded preceding and 1 preceding), 0) as p_lo
+        from bp
+    ) as x
     where x.i = b.i;
+    analyze bp;
 
-    insert into app.merchant_accounts (practice_id, mx_merchant_id, name, created_at)
-    select b.id, 900000000 + b.i, format('Bench Practice %s', b.i), v_now - interval '6 years'
+    insert into app.practices (id, name, slug, timezone, created_at)
+    select
+        b.id,
+        format('Bench Practice %s', b.i),
+        format('bench-%s', b.i),
+        (array['America/New_York', 'America/Chicago', 'America/Denver', 'America/Los_Angeles'])[1 + b.i % 4],
+        v_now - interval '6 years'
     from bp as b;
-    update bp as b set merchant_id = m.id from app.merchant_accounts as m where m.practice_id = b.id;
+    get diagnostics v_rows = row_count;
+    insert into app.merchant_accounts (id, practice_id, mx_merchant_id, name, created_at)
+    select b.merchant_id, b.id, 900000000 + b.i, format('Bench Practice %s', b.i), v_now - interval '6 years'
+    from bp as b;
 
     -- an owner per practice, four staff more at the five largest
-    insert into auth.users (id, email)
-    select gen_random_uuid(), format('owner-%s@bench.example', b.i) from bp as b
+    create temp table busers on commit drop as
+    select b.id as practice_id, gen_random_uuid() as user_id, 'owner' as role,
+        format('owner-%s@bench.example', b.i) as email
+    from bp as b
     union all
-    select gen_random_uuid(), format('staff-%s-%s@bench.example', b.i, s)
+    select b.id, gen_random_uuid(), 'staff', format('staff-%s-%s@bench.example', b.i, s)
     from bp as b cross join generate_series(1, 4) as s where b.i <= 5;
+    insert into auth.users (id, email) select u.user_id, u.email from busers as u;
     insert into app.practice_members (practice_id, user_id, role)
-    select b.id, u.id, case when u.email like 'owner-%' then 'owner' else 'staff' end
-    from auth.users as u
-    inner join bp as b on b.i = split_part(split_part(u.email, '@', 1), '-', 2)::integer
-    where u.email like '%@bench.example';
-    analyze bp;
-    step := 'practices, merchant accounts, members';
-    row_count := p_practices;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    select u.practice_id, u.user_id, u.role from busers as u;
+    return query select 'practices, merchant accounts, members', v_rows, bench.since(v_started);
 
     -- ------------------------------------------------------------------ catalogue
     v_started := clock_timestamp();
@@ -212,15 +222,13 @@ begin
     from bprod as p
     inner join bp as b on b.i = p.i
     inner join bcat as c on c.i = p.i and c.cat_idx = p.cat_idx;
+    get diagnostics v_rows = row_count;
     -- and one product not yet mapped (never sold) per practice
     insert into app.products (practice_id, name, category_id, first_seen_at)
     select b.id, 'Glutathione 200mg', private.uncategorized_id(b.id), v_now - interval '3 days'
     from bp as b;
-    get diagnostics v_rows = row_count;
-    step := 'products';
-    row_count := v_rows * 16;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    get diagnostics v_rows2 = row_count;
+    return query select 'products', v_rows + v_rows2, bench.since(v_started);
 
     -- ------------------------------------------------------------------ patients
     v_started := clock_timestamp();
@@ -267,10 +275,7 @@ begin
     from bpt as t
     inner join bp as b on b.i = t.i;
     get diagnostics v_rows = row_count;
-    step := 'patients';
-    row_count := v_rows;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'patients', v_rows, bench.since(v_started);
 
     -- ------------------------------------------------------------------ memberships (staging)
     -- Membership j of practice i: patient j % np, programme (patient's favourite + j / np) % 5,
@@ -327,19 +332,26 @@ begin
         from s
     ),
     u as (
-        -- payment ids: the cycles then the refund of each membership, consecutive
-        select t.*, coalesce(sum(t.n + t.refunded::integer) over (
-            order by t.k rows between unbounded preceding and 1 preceding
-        ), 0) as pay_base
+        select
+            t.*,
+            -- payment ids: the cycles then the refund of each membership, consecutive
+            coalesce(sum(t.n + t.refunded::integer) over (
+                order by t.k rows between unbounded preceding and 1 preceding
+            ), 0) as pay_base,
+            -- the first billing cycle: the membership's start
+            t.last_at - t.step * (t.n - 1) as first_at,
+            case t.status when 'paused' then 'Inactive' when 'canceled' then 'Cancelled' else 'Active' end
+            as contract_status,
+            -- paused and canceled: the contract changed after the last payment
+            case when t.status in ('paused', 'canceled') then t.last_at + t.change_after end as changed_at
         from t
     )
     select
         u.*,
         gen_random_uuid() as membership_id,
-        -- a failed recurring payment now and then (never the first, nor the last two cycles)
         (
             select max(c) from generate_series(2, u.n - 2) as c
-            where bench.h(u.pay_base + c, 17, 50) = 0
+            where bench.declined_mid_life(u.pay_base + c, c, u.n)
         ) as mid_last_decline,
         pt.id as patient_id,
         c.category_id,
@@ -361,12 +373,10 @@ begin
         from bprod as p
         where p.i = u.i and p.cat_idx = u.cat_idx and p.slot < u.line_count
     ) as pr;
+    get diagnostics v_rows = row_count;
     alter table bm add primary key (k);
     analyze bm;
-    step := 'memberships staged';
-    row_count := p_memberships;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'memberships staged', v_rows, bench.since(v_started);
 
     -- ------------------------------------------------------------------ billing cycles
     -- one row per cycle: the payment, its invoice (same id) and lines
@@ -377,16 +387,10 @@ begin
         c as cycle,
         bm.pay_base + c as id,
         bm.last_at - bm.step * (bm.n - c) as at,
-        (
-            (c = bm.n and bm.status = 'past_due')
-            or (c between 2 and bm.n - 2 and bench.h(bm.pay_base + c, 17, 50) = 0)
-        ) as declined
+        (c = bm.n and bm.status = 'past_due') or bench.declined_mid_life(bm.pay_base + c, c, bm.n) as declined
     from bm cross join lateral generate_series(1, bm.n) as c;
     get diagnostics v_rows = row_count;
-    step := 'billing cycles staged';
-    row_count := v_rows;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'billing cycles staged', v_rows, bench.since(v_started);
 
     v_started := clock_timestamp();
     insert into app.payments (
@@ -413,32 +417,22 @@ begin
         (array['Visa', 'MasterCard', 'Amex', 'Discover'])[1 + bench.h(bm.k, 20, 4)],
         lpad(bench.h(bm.k, 21, 10000)::text, 4, '0'),
         case when c.declined then '' else to_char(c.at, 'YYYYMMDD') end,
-        '{}', c.at + interval '30 seconds', 0, c.at + interval '30 seconds', c.at + interval '30 seconds'
+        '{}'::jsonb, c.at + interval '30 seconds', 0, c.at + interval '30 seconds', c.at + interval '30 seconds'
     from bc as c
-    inner join bm on bm.k = c.k;
-    get diagnostics v_rows = row_count;
+    inner join bm on bm.k = c.k
+    union all
     -- refunds of the first payment (no invoice of their own)
-    insert into app.payments (
-        id, practice_id, merchant_account_id, patient_id, original_payment_id, status, type, source,
-        tender_type, amount, tax_amount, surcharge_amount, refunded_amount, settled_amount, currency,
-        mx_created_at, settled_at, auth_code, auth_message, response_code, reference, invoice_number,
-        client_reference, customer_code, customer_name, card_type, card_last4, batch, raw, fetched_at,
-        source_event_id, created_at, updated_at
-    )
     select
         bm.pay_base + bm.n + 1, bm.practice_id, bm.merchant_id, bm.patient_id, bm.pay_base + 1,
         'Settled', 'Return', 'QuickPay', 'Card', bm.prices[1], 0, 0, 0, bm.prices[1], 'USD',
         c.at + interval '3 days', c.at + interval '4 days', '', 'Approved or completed successfully', 0,
         (100000000000 + bm.pay_base + bm.n + 1)::text, null, '', null, bm.customer_name, 'Visa', '4242', '',
-        '{}', c.at + interval '3 days', 0, c.at + interval '3 days', c.at + interval '3 days'
+        '{}'::jsonb, c.at + interval '3 days', 0, c.at + interval '3 days', c.at + interval '3 days'
     from bm
     inner join bc as c on c.k = bm.k and c.cycle = 1
     where bm.refunded;
-    get diagnostics v_rows2 = row_count;
-    step := 'payments';
-    row_count := v_rows + v_rows2;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    get diagnostics v_rows = row_count;
+    return query select 'payments', v_rows, bench.since(v_started);
 
     v_started := clock_timestamp();
     insert into app.invoices (
@@ -464,10 +458,7 @@ begin
     from bc as c
     inner join bm on bm.k = c.k;
     get diagnostics v_rows = row_count;
-    step := 'invoices';
-    row_count := v_rows;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'invoices', v_rows, bench.since(v_started);
 
     v_started := clock_timestamp();
     insert into app.invoice_lines (
@@ -482,10 +473,7 @@ begin
     inner join bm on bm.k = c.k
     cross join lateral generate_series(1, bm.line_count) as s;
     get diagnostics v_rows = row_count;
-    step := 'invoice lines';
-    row_count := v_rows;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'invoice lines', v_rows, bench.since(v_started);
 
     v_started := clock_timestamp();
     insert into app.payment_invoices (payment_id, invoice_id, practice_id)
@@ -493,10 +481,7 @@ begin
     from bc as c
     inner join bm on bm.k = c.k;
     get diagnostics v_rows = row_count;
-    step := 'payment invoices';
-    row_count := v_rows;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'payment invoices', v_rows, bench.since(v_started);
 
     -- ------------------------------------------------------------------ contracts, memberships
     v_started := clock_timestamp();
@@ -511,19 +496,13 @@ begin
         (array['TRT', 'Weight Loss', 'Peptides', 'ED', 'Other'])[1 + bm.cat_idx], bm.customer_name,
         bm.billing_interval, case when bm.billing_interval = 'Quarterly' then '3 Months' else '1 Month' end,
         'Day of month', bm.amount, 'Recurring',
-        case bm.status when 'paused' then 'Inactive' when 'canceled' then 'Cancelled' else 'Active' end,
-        case when bm.status in ('paused', 'canceled') then bm.last_at + bm.change_after
-            else bm.last_at - bm.step * (bm.n - 1) end,
-        (bm.last_at - bm.step * (bm.n - 1))::date,
+        bm.contract_status, coalesce(bm.changed_at, bm.first_at), bm.first_at::date,
         case when bm.status in ('active', 'past_due') then (bm.last_at + bm.step)::date end,
         bm.last_at::date, bm.status = 'past_due', 'USD', '{}', v_now - interval '1 hour',
-        bm.last_at - bm.step * (bm.n - 1), v_now - interval '1 hour'
+        bm.first_at, v_now - interval '1 hour'
     from bm;
     get diagnostics v_rows = row_count;
-    step := 'contracts';
-    row_count := v_rows;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'contracts', v_rows, bench.since(v_started);
 
     v_started := clock_timestamp();
     insert into app.memberships (
@@ -537,36 +516,32 @@ begin
         bm.membership_id, bm.practice_id, bm.patient_id, bm.category_id, bm.status,
         case when bm.status in ('paused', 'canceled') then 'contract' else 'payment' end,
         case
-            when bm.status in ('paused', 'canceled') then bm.last_at + bm.change_after
+            when bm.status in ('paused', 'canceled') then bm.changed_at
             when bm.status = 'past_due' then bm.last_at
             when bm.mid_last_decline is not null then bm.last_at - bm.step * (bm.n - bm.mid_last_decline - 1)
-            else bm.last_at - bm.step * (bm.n - 1)
+            else bm.first_at
         end,
-        (bm.last_at - bm.step * (bm.n - 1))::date,
+        bm.first_at::date,
         case when bm.status = 'past_due' then bm.last_at - bm.step else bm.last_at end,
         case when bm.status in ('active', 'past_due') then (bm.last_at + bm.step)::date end,
-        case when bm.status = 'canceled' then bm.last_at + bm.change_after end,
+        case when bm.status = 'canceled' then bm.changed_at end,
         bm.amount, bm.billing_interval, bm.k,
         array(select x from unnest(bm.product_names) as x order by x),
         case when bm.status = 'past_due' then 'past_due' else 'active' end,
         bm.last_at,
-        case bm.status when 'paused' then 'Inactive' when 'canceled' then 'Cancelled' else 'Active' end,
-        case when bm.status in ('paused', 'canceled') then bm.last_at + bm.change_after
-            else bm.last_at - bm.step * (bm.n - 1) end,
+        bm.contract_status,
+        coalesce(bm.changed_at, bm.first_at),
         bench.h(bm.k, 23, 10) < 3,
-        case when bench.h(bm.k, 23, 10) < 3 then bm.last_at - bm.step * (bm.n - 1) + interval '5 days' end,
+        case when bench.h(bm.k, 23, 10) < 3 then bm.first_at + interval '5 days' end,
         (array['online', 'refer_a_friend', 'other', null, null])[1 + bench.h(bm.k, 24, 5)],
         (array['in_office', 'mail_out', null])[1 + bench.h(bm.k, 25, 3)],
         case when bench.h(bm.k, 26, 20) = 0 then 'Prefers a call in the morning' end,
-        bm.last_at - bm.step * (bm.n - 1) + interval '1 minute',
+        bm.first_at + interval '1 minute',
         v_now - interval '1 hour',
         bm.name_key
     from bm;
     get diagnostics v_rows = row_count;
-    step := 'memberships';
-    row_count := v_rows;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'memberships', v_rows, bench.since(v_started);
 
     -- every status change the payments and contracts imply
     v_started := clock_timestamp();
@@ -578,7 +553,7 @@ begin
     from (
         -- the first payment
         select bm.practice_id, bm.membership_id, null as old_status, 'active' as new_status,
-            'payment' as source, bm.last_at - bm.step * (bm.n - 1) as evidence_at
+            'payment' as source, bm.first_at as evidence_at
         from bm
         union all
         -- a failed recurring payment, then the next successful one
@@ -591,15 +566,12 @@ begin
         -- the current state when it is not active
         select bm.practice_id, bm.membership_id, 'active', bm.status,
             case when bm.status = 'past_due' then 'payment' else 'contract' end,
-            case when bm.status = 'past_due' then bm.last_at else bm.last_at + bm.change_after end
+            coalesce(bm.changed_at, bm.last_at)
         from bm
         where bm.status <> 'active'
     ) as e;
     get diagnostics v_rows = row_count;
-    step := 'membership events';
-    row_count := v_rows;
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'membership events', v_rows, bench.since(v_started);
 
     -- ------------------------------------------------------------------ indexes, keys, triggers
     v_started := clock_timestamp();
@@ -609,20 +581,15 @@ begin
     foreach v_table in array v_tables loop
         execute format('alter table app.%I enable trigger user', v_table);
     end loop;
-    step := 'indexes rebuilt, foreign keys validated';
-    row_count := cardinality(v_ddl);
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    return query select 'indexes rebuilt, foreign keys validated', cardinality(v_ddl)::bigint, bench.since(v_started);
 
     -- the dashboard's tab counters are kept by a trigger, which was off during the load
     v_started := clock_timestamp();
-    step := 'membership counters rebuilt';
-    row_count := private.rebuild_membership_counts();
-    seconds := round(extract(epoch from clock_timestamp() - v_started)::numeric, 1);
-    return next;
+    v_rows := private.rebuild_membership_counts();
+    return query select 'membership counters rebuilt', v_rows, bench.since(v_started);
 end
 $fn$;
-comment on function bench.generate_scale_data(integer, bigint, integer, numeric) is
+comment on function bench.generate_scale_data(integer, bigint, integer) is
 'Fill a fresh project database with benchmark data (see sql/bench/generate_scale_data.sql).';
 
 select
