@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import re
-import secrets
 import subprocess
 import sys
 import time
@@ -217,24 +216,19 @@ def make_practice(
     mx_merchant_id: int,
     key: str | None = None,
     secret: str | None = None,
-) -> tuple[str, str]:
-    """A practice with one merchant account and one webhook token; returns (account id, token)."""
+) -> str:
+    """A practice with one production merchant account; returns its webhook token."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    row = conn.execute(
-        "insert into app.practices (name, slug) values (%s, %s) returning id", (name, slug)
-    ).fetchone()
-    assert row is not None
-    account = conn.execute(
-        "select private.upsert_merchant_account(%s, %s, %s, 'production', %s, %s)",
-        (row[0], mx_merchant_id, name, key, secret),
-    ).fetchone()
-    assert account is not None
-    token = secrets.token_urlsafe(32)
-    conn.execute("select private.add_webhook_token(%s, %s)", (account[0], token))
-    return str(account[0]), token
-
-
-# ------------------------------------------------------------------------------ (a) ingest
+    _, _, token = localdb.create_merchant(
+        conn,
+        name=name,
+        slug=slug,
+        mx_merchant_id=mx_merchant_id,
+        environment="production",
+        consumer_key=key,
+        consumer_secret=secret,
+    )
+    return token
 
 
 def run_wrk(target: str, seconds: int, body_template: str, nonce: int) -> dict[str, Any]:
@@ -284,7 +278,7 @@ def bench_ingest(results: Results, quick: bool) -> None:
     webhook_url, _ = localdb.create_login_roles(url)
     merchant_id = 1000012345
     with psycopg.connect(url, autocommit=True) as conn:
-        _, token = make_practice(conn, "Bench Ingest Practice", merchant_id)
+        token = make_practice(conn, "Bench Ingest Practice", merchant_id)
     tmpl = json.dumps(mx_body(merchant_id, "__ID__"))
     port = free_port()
     env = {
@@ -558,7 +552,7 @@ def bench_worker(results: Results, quick: bool) -> None:
                 m = httpx.post(
                     f"{control}/merchants", json={"name": f"Bench Worker {i}"}, timeout=10
                 ).json()
-                _, m["token"] = make_practice(
+                m["token"] = make_practice(
                     conn,
                     f"Bench Worker {i}",
                     int(m["merchant_id"]),

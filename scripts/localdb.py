@@ -182,6 +182,43 @@ def _with_user(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def create_merchant(
+    conn: psycopg.Connection[Any],
+    *,
+    name: str,
+    slug: str,
+    mx_merchant_id: int,
+    environment: str,
+    consumer_key: str | None,
+    consumer_secret: str | None,
+    account_name: str | None = None,
+) -> tuple[Any, Any, str]:
+    """A practice (by slug: renamed if it exists) with one merchant account (named after the
+    practice unless ``account_name``), its API credentials in Vault and a new webhook token;
+    returns (practice id, account id, token)."""
+    token = secrets.token_urlsafe(24)
+    practice = conn.execute(
+        "insert into app.practices (name, slug) values (%s, %s) "
+        "on conflict (slug) do update set name = excluded.name returning id",
+        (name, slug),
+    ).fetchone()
+    assert practice is not None
+    account = conn.execute(
+        "select private.upsert_merchant_account(%s, %s, %s, %s, %s, %s)",
+        (
+            practice[0],
+            mx_merchant_id,
+            account_name or name,
+            environment,
+            consumer_key,
+            consumer_secret,
+        ),
+    ).fetchone()
+    assert account is not None
+    conn.execute("select private.add_webhook_token(%s, %s)", (account[0], token))
+    return practice[0], account[0], token
+
+
 def act_as_user(conn: psycopg.Connection[Any], user_id: object) -> None:
     """For the rest of the current transaction, be ``user_id`` exactly as PostgREST makes a
     signed-in request: role ``authenticated`` and the JWT claims that auth.uid() and the RLS

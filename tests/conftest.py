@@ -19,6 +19,9 @@ import pytest
 from scripts import localdb
 from tests.mxstandin.server import StandinHandle, start_standin
 
+# the reliability_report fixture (tests/reliability_report.py), for every test module
+pytest_plugins = ["tests.reliability_report"]
+
 
 @pytest.fixture(scope="session")
 def template_db() -> Iterator[str]:
@@ -57,24 +60,20 @@ def create_merchant(
     environment: str = "sandbox",
 ) -> Merchant:
     """A practice with one merchant account, Vault credentials and a webhook token."""
-    slug = slug or f"practice-{mx_merchant_id}"
     key = consumer_key or f"key-{mx_merchant_id}"
     secret = consumer_secret or secrets.token_urlsafe(16)
-    token = secrets.token_urlsafe(24)
     with psycopg.connect(db_url) as conn:
-        practice_id = conn.execute(
-            "insert into app.practices (name, slug) values (%s, %s) "
-            "on conflict (slug) do update set name = excluded.name returning id",
-            (f"Practice {mx_merchant_id}", slug),
-        ).fetchone()
-        assert practice_id
-        account = conn.execute(
-            "select private.upsert_merchant_account(%s, %s, %s, %s, %s, %s)",
-            (practice_id[0], mx_merchant_id, f"DBA {mx_merchant_id}", environment, key, secret),
-        ).fetchone()
-        assert account
-        conn.execute("select private.add_webhook_token(%s, %s)", (account[0], token))
-    return Merchant(practice_id[0], account[0], mx_merchant_id, key, secret, token)
+        practice_id, account_id, token = localdb.create_merchant(
+            conn,
+            name=f"Practice {mx_merchant_id}",
+            slug=slug or f"practice-{mx_merchant_id}",
+            mx_merchant_id=mx_merchant_id,
+            environment=environment,
+            consumer_key=key,
+            consumer_secret=secret,
+            account_name=f"DBA {mx_merchant_id}",
+        )
+    return Merchant(practice_id, account_id, mx_merchant_id, key, secret, token)
 
 
 @pytest.fixture

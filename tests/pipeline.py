@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -26,6 +28,21 @@ def ingest(db_url: str, token: str, payload: dict[str, Any]) -> tuple[str, int |
     return row[0], row[1]
 
 
+def ingest_many(db_url: str, token: str, payloads: Iterable[dict[str, Any]]) -> Counter[str]:
+    """Record and queue notifications through the webhook's procedure, on one connection;
+    returns how many got each outcome."""
+    outcomes: Counter[str] = Counter()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for payload in payloads:
+            row = conn.execute(
+                "select outcome from private.ingest_webhook(%s, %s, null, null)",
+                (token, Jsonb(payload)),
+            ).fetchone()
+            assert row is not None
+            outcomes[row[0]] += 1
+    return outcomes
+
+
 def worker_settings(db_url: str, mx_base_url: str, **overrides: Any) -> WorkerSettings:
     values: dict[str, Any] = {
         "database_url": db_url,
@@ -42,8 +59,8 @@ def worker_settings(db_url: str, mx_base_url: str, **overrides: Any) -> WorkerSe
     return WorkerSettings(**values)
 
 
-def unfinished(db_url: str) -> int:
-    with psycopg.connect(db_url) as conn:
+def unfinished(db_url: str, *, connect_timeout: int | None = None) -> int:
+    with psycopg.connect(db_url, connect_timeout=connect_timeout) as conn:
         row = conn.execute(UNFINISHED_SQL).fetchone()
     return int(row[0]) if row else 0
 
@@ -73,6 +90,12 @@ async def drain(
     return consumers
 
 
-def query(db_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(db_url) as conn:
+def query(
+    db_url: str,
+    sql: str,
+    params: tuple[Any, ...] = (),
+    *,
+    connect_timeout: int | None = None,
+) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db_url, connect_timeout=connect_timeout) as conn:
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts import localdb
+from scripts.procs import free_port
 
 
 def _bindir() -> Path:
@@ -25,12 +25,6 @@ def _bindir() -> Path:
 
 def _as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -85,7 +79,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    cluster = PrivatePostgres(data_dir, _free_port())
+    cluster = PrivatePostgres(data_dir, free_port())
     cluster.start()
     try:
         yield cluster

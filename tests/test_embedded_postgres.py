@@ -33,6 +33,27 @@ with psycopg.connect(url) as conn:
     print(conn.execute(
         "select count(*) from api.list_memberships(%s, p_search => 'ann')", (practice,)
     ).fetchone()[0])
+    # one member whose name matches the search and one whose name does not
+    category = conn.execute(
+        "select id from app.categories where practice_id = %s and name = 'TRT'", (practice,)
+    ).fetchone()[0]
+    for name in ("Joanna Smith", "Bob Jones"):
+        patient = conn.execute(
+            "insert into app.patients (practice_id, name) values (%s, %s) returning id",
+            (practice, name),
+        ).fetchone()[0]
+        conn.execute(
+            "insert into app.memberships (practice_id, patient_id, category_id, status, "
+            "status_source) values (%s, %s, %s, 'active', 'staff')",
+            (practice, patient, category),
+        )
+    print(conn.execute(
+        "select count(*) from api.list_memberships(%s, p_search => 'ann')", (practice,)
+    ).fetchone()[0])
+    print(conn.execute(
+        "select patient_name from api.list_memberships(%s, p_search => 'ann')", (practice,)
+    ).fetchone()[0].replace(" ", "_"))
+    print(conn.execute("select count(*) from api.list_memberships(%s)", (practice,)).fetchone()[0])
 """
 
 
@@ -50,4 +71,6 @@ def test_embedded_postgres_builds_a_working_project_database(tmp_path: Path) -> 
     finally:
         server.cleanup()
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["key/s3cret", "0"]
+    # credentials; search on an empty practice; search with one matching and one other
+    # member finds exactly the matching one; without a search both are listed
+    assert done.stdout.split() == ["key/s3cret", "0", "1", "Joanna_Smith", "2"]

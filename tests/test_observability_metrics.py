@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.procs import free_port
 from tests.conftest import Merchant, onboard
 from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, unfinished, worker_settings
@@ -29,12 +29,6 @@ TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}
 @pytest.fixture
 def merchant(db_url: str, standin: StandinHandle) -> Merchant:
     return onboard(db_url, standin, 1000066001)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

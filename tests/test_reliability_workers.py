@@ -1,31 +1,37 @@
-"""Short reliability scenario 4 (make test): four worker processes on one queue apply each
-event once and are faster than one. Long version: tests/chaos/test_workers.py;
-docs/reliability.md."""
+"""Reliability scenario 4: four worker processes on one queue apply each event once and are
+faster than one. The short size runs in make test; the long one (600 + 2,400 events, marked
+chaos) in make chaos. docs/reliability.md."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.chaos import run_scaling
-from tests.mxstandin.server import StandinHandle, start_standin
-from tests.reliability_report import record, reliability_report  # noqa: F401
+from tests.mxstandin.server import StandinHandle
+from tests.reliability_report import record
 
-
-@pytest.fixture
-def standin() -> Iterator[StandinHandle]:
-    handle = start_standin(seed=34)
-    yield handle
-    handle.stop()
+STANDIN_SEED = 34
 
 
 @pytest.mark.usefixtures("reliability_report")
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param({"events_one": 150, "events_four": 500}, id="short"),
+        pytest.param(
+            {"events_one": 600, "events_four": 2400, "latency_ms": 50, "timeout": 600},
+            id="long",
+            marks=pytest.mark.chaos,
+        ),
+    ],
+)
 def test_four_workers_apply_once_and_scale(
-    db_url: str, standin: StandinHandle, tmp_path: Path
+    db_url: str, standin: StandinHandle, tmp_path: Path, size: dict[str, Any]
 ) -> None:
-    result, facts = run_scaling(db_url, standin, tmp_path, events_one=150, events_four=500)
+    result, facts = run_scaling(db_url, standin, tmp_path, **size)
     record(result)
     assert facts["problems"] == [], facts["problems"]
     assert result.lost == 0

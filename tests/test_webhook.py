@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from scripts.procs import free_port
 from tests.conftest import Merchant, create_merchant
 from tests.webhook_server import WebhookServer, start_webhook
 from webhook.payload import mask_card_numbers, parse_body
@@ -346,16 +347,10 @@ def _forward_to(target: tuple[str, int]) -> type[socketserver.BaseRequestHandler
     return Handler
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_database_down_gives_503_then_recovers(db_url: str, merchant: Merchant) -> None:
     parts = urlsplit(db_url)
     target = (parts.hostname or "127.0.0.1", parts.port or 5432)
-    port = _free_port()
+    port = free_port()
     netloc = parts.netloc.rsplit("@", 1)
     host_part = f"127.0.0.1:{port}"
     gated_url = urlunsplit(
