@@ -21,9 +21,9 @@ from typing import Any
 
 import psycopg
 
+from mxstandin.traffic import SimMerchant, TrafficReport, provision_merchant, run_traffic
 from scripts import localdb
 from scripts.procs import free_port, start, start_standin, stop, wait_http
-from tests.mxstandin.traffic import SimMerchant, TrafficReport, provision_merchant, run_traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DB = os.environ.get("DEMO_DB", "mx_memberships_demo")

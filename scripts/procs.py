@@ -45,7 +45,7 @@ def start(
 def start_standin(log_dir: Path, seed: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """The MX stand-in on a free port; its first output line says where (base and control URLs)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mxstandin", "--port", "0", "--seed", str(seed)],
+        [sys.executable, "-m", "mxstandin", "--port", "0", "--seed", str(seed)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=(log_dir / "mx-standin.log").open("wb"),

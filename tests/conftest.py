@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
+from mxstandin.server import StandinHandle, start_standin
 from scripts import localdb
-from tests.mxstandin.server import StandinHandle, start_standin
 
 # the reliability_report fixture (tests/reliability_report.py), for every test module
 pytest_plugins = ["tests.reliability_report"]

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from mxstandin.server import StandinHandle
 from scripts import localdb
 from tests.conftest import Merchant, onboard
-from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, worker_settings
 from worker.commands.sync import sync_context
 from worker.sync import Account, sync_contracts

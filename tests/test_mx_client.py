@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.mxstandin import StandinHandle, start_standin
-from tests.mxstandin.traffic import provision_merchant, run_traffic, webhook_for_payment
+from mxstandin import StandinHandle, start_standin
+from mxstandin.traffic import provision_merchant, run_traffic, webhook_for_payment
 from webhook.payload import parse_body
 from worker.mx.client import (
     PRODUCTION_BASE_URL,

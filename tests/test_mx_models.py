@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tests.mxstandin.state import StandinState, fmt_money
+from mxstandin.state import StandinState, fmt_money
 from webhook.payload import parse_body
 from worker.mx.models import (
     MxContract,
@@ -22,14 +22,16 @@ from worker.mx.models import (
     MxMerchant,
     MxPayment,
     MxSubscription,
+)
+from worker.mx.parsing import (
     format_mx_text_datetime,
     money_str,
     parse_money,
     parse_mx_date,
     parse_mx_datetime,
     parse_mx_local_datetime,
-    redact_card_secrets,
 )
+from worker.mx.redaction import redact_card_secrets
 
 PAYMENT_KEYS = {
     "id", "merchant_id", "created", "status", "type", "tender_type", "source", "amount", "tax",

@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from mxstandin.server import StandinHandle
 from tests.conftest import Merchant, create_merchant
-from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker import alerts
 from worker.settings import WorkerSettings

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mxstandin.server import StandinHandle
 from scripts.procs import free_port
 from tests.conftest import Merchant, onboard
-from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, unfinished, worker_settings
 from worker import metrics
 

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from mxstandin.server import StandinHandle
 from scripts import localdb
 from tests.conftest import Merchant, create_merchant, onboard
-from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker.__main__ import main
 

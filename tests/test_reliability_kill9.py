@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from mxstandin.server import StandinHandle
 from tests.chaos import run_kill9
-from tests.mxstandin.server import StandinHandle
 from tests.reliability_report import record
 
 STANDIN_SEED = 31

@@ -12,9 +12,9 @@ import httpx
 import psycopg
 import pytest
 
+from mxstandin.server import StandinHandle
 from tests.chaos import run_pg_restart
 from tests.conftest import create_merchant
-from tests.mxstandin.server import StandinHandle
 from tests.private_postgres import private_postgres
 from tests.reliability_report import record
 from tests.webhook_server import start_webhook

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from mxstandin.server import StandinHandle
 from tests.chaos import run_scaling
-from tests.mxstandin.server import StandinHandle
 from tests.reliability_report import record
 
 STANDIN_SEED = 34

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from mxstandin.server import StandinHandle
 from tests.conftest import Merchant, onboard
-from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker.commands.sync import sync_context
 from worker.settings import WorkerSettings

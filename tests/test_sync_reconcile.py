@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from mxstandin.server import StandinHandle
 from tests.conftest import Merchant, onboard
-from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, worker_settings
 from worker.__main__ import main
 from worker.commands.sync import sync_context

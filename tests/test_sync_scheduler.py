@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
+from mxstandin.server import StandinHandle
 from tests.conftest import Merchant, onboard
-from tests.mxstandin.server import StandinHandle
 from tests.pipeline import query, worker_settings
 from worker.consumer import Consumer, make_pool
 from worker.mx.client import MxClient

@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from common.logs import JsonFormatter
 from scripts.procs import free_port
 from tests.conftest import Merchant, create_merchant
 from tests.webhook_server import WebhookServer, start_webhook
 from webhook.payload import mask_card_numbers, parse_body
 from webhook.ratelimit import TokenBuckets
-from worker.logs import JsonFormatter
 
 MX_MERCHANT_ID = 1000012345
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mxstandin.server import StandinHandle
 from tests.conftest import Merchant, onboard
-from tests.mxstandin.server import StandinHandle
 from tests.pipeline import drain, ingest, query, unfinished, worker_settings
 
 ROOT = Path(__file__).resolve().parent.parent

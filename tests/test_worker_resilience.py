@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mxstandin.server import StandinHandle, start_standin
 from scripts import localdb
 from tests.conftest import create_merchant
-from tests.mxstandin.server import StandinHandle, start_standin
 from tests.pipeline import drain, ingest, query, unfinished, worker_settings
 from tests.private_postgres import private_postgres
 from worker.consumer import Consumer

@@ -21,9 +21,9 @@ from typing import Any
 
 import uvicorn
 
+from common.logs import configure_logging
 from webhook.app import create_app
 from webhook.settings import Settings
-from worker.logs import configure_logging
 
 
 @dataclass

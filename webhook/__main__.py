@@ -9,9 +9,9 @@ import uvicorn
 from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
+from common.logs import configure_logging
 from webhook.app import create_app
 from webhook.settings import Settings
-from worker.logs import configure_logging
 
 
 def app_from_environment() -> Litestar:

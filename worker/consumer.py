@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from worker import metrics
 from worker.alerts import observability_tasks, stop_tasks
-from worker.ingest import ClaimedEvent, CredentialsCache, EventProcessor
+from worker.event_processor import ClaimedEvent, CredentialsCache, EventProcessor
 from worker.mx.client import MxClient, base_url_for
 from worker.scheduler import Scheduler
 from worker.settings import WorkerSettings

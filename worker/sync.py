@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from worker import metrics
-from worker.ingest import CredentialsCache, PermanentFailure
+from worker.event_processor import CredentialsCache, PermanentFailure
 from worker.mx.client import MxClient, MxCredentials, MxError
 from worker.mx.models import MxContract, MxPayment
 from worker.settings import WorkerSettings

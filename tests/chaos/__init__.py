@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import psycopg
 
+from mxstandin.server import StandinHandle
+from mxstandin.state import StandinState
 from scripts.procs import free_port
 from tests.conftest import Merchant, create_merchant, onboard
-from tests.mxstandin.server import StandinHandle
-from tests.mxstandin.state import StandinState
 from tests.pipeline import UNFINISHED_SQL, ingest_many, query, unfinished
 from tests.reliability_report import ScenarioResult
 

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 
+from common.logs import configure_logging
 from worker import alerts
 from worker.commands.common import CommandError, add_json_flag
-from worker.logs import configure_logging
 from worker.settings import WorkerSettings
 
 

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
+from common.logs import configure_logging
 from worker.consumer import run_worker
-from worker.logs import configure_logging
 from worker.settings import WorkerSettings
 
 

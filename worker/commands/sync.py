@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from common.logs import configure_logging
 from worker.commands.common import (
     CommandError,
     add_json_flag,
@@ -25,7 +26,6 @@ from worker.commands.common import (
     progress,
 )
 from worker.consumer import make_pool
-from worker.logs import configure_logging
 from worker.mx.client import MxClient, base_url_for
 from worker.settings import WorkerSettings
 from worker.sync import (

@@ -24,10 +24,8 @@ from worker.mx.models import (
     MxPayment,
     MxPaymentPurchase,
     MxSubscription,
-    parse_money,
-    parse_mx_date,
-    parse_mx_datetime,
 )
+from worker.mx.parsing import parse_money, parse_mx_date, parse_mx_datetime
 
 __all__ = [
     "DEFAULT_SOURCES",

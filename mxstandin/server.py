@@ -1,7 +1,7 @@
 """The MX Merchant stand-in as an ASGI app (served by uvicorn).
 
 API under ``/checkout/v3`` (HTTP Basic auth, MX shapes and error bodies), control API under
-``/_standin`` (no auth, JSON). See ``tests/mxstandin/__init__.py`` for the endpoint list.
+``/_standin`` (no auth, JSON). See ``mxstandin/__init__.py`` for the endpoint list.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import uvicorn
 
-from tests.mxstandin.state import API_PREFIX, StandinError, StandinState
+from mxstandin.state import API_PREFIX, StandinError, StandinState
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -2,14 +2,14 @@
 
 Start it in-process::
 
-    from tests.mxstandin import start_standin
+    from mxstandin import start_standin
     handle = start_standin()          # port 0 = any free port on 127.0.0.1
     handle.base_url                   # "http://127.0.0.1:PORT/checkout/v3"
     handle.control_url                # "http://127.0.0.1:PORT/_standin"
     handle.state                      # the live StandinState (thread-safe)
     handle.stop()
 
-or as a process: ``python -m tests.mxstandin --host 127.0.0.1 --port 0`` (prints one JSON line
+or as a process: ``python -m mxstandin --host 127.0.0.1 --port 0`` (prints one JSON line
 with ``base_url`` and ``control_url``; SIGTERM/SIGINT stop it with exit code 0).
 
 API (HTTP Basic auth): ``GET /payment/{id}``, ``GET /payment?merchantId=&limit=&offset=
@@ -42,8 +42,8 @@ Control API (JSON, no auth), under ``/_standin``:
   generator tests); ``GET /sink/{name}`` returns what arrived
 """
 
-from tests.mxstandin.server import StandinApp, StandinHandle, start_standin
-from tests.mxstandin.state import (
+from mxstandin.server import StandinApp, StandinHandle, start_standin
+from mxstandin.state import (
     PRODUCTS,
     StandinError,
     StandinState,

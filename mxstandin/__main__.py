@@ -1,4 +1,4 @@
-"""``python -m tests.mxstandin --host 127.0.0.1 --port 0``
+"""``python -m mxstandin --host 127.0.0.1 --port 0``
 
 Starts the MX Merchant stand-in, prints ``{"base_url": ..., "control_url": ...}`` as one JSON
 line on stdout, and serves until SIGTERM or SIGINT (then exits 0).
@@ -13,11 +13,11 @@ import sys
 import threading
 from types import FrameType
 
-from tests.mxstandin.server import start_standin
+from mxstandin.server import start_standin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.mxstandin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mxstandin", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", type=int, default=None, help="seed for generated data/faults")

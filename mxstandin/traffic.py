@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from tests.mxstandin.state import (
+from mxstandin.state import (
     build_non_payment_payload,
     build_webhook_payload,
 )

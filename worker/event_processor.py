@@ -31,7 +31,7 @@ from worker.mx.client import (
 )
 from worker.settings import WorkerSettings
 
-log = logging.getLogger("worker.ingest")
+log = logging.getLogger("worker.event_processor")
 
 QUEUE_READ_SQL = "select * from private.claim_ingest_events(%s, %s)"
 

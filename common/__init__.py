@@ -1,0 +1,1 @@
+"""Code both services share: structured logs."""
