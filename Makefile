@@ -79,7 +79,7 @@ bench: setup ## Benchmarks (ratios against their ceilings), not part of make tes
 	@$(PY) -m scripts.bench $(BENCH_ARGS)
 
 chaos: setup ## The longer reliability suite, not part of make test
-	@$(VENV)/bin/pytest -q -m chaos tests/chaos tests/test_reliability_*.py
+	@$(VENV)/bin/pytest -q -m chaos tests/reliability
 
 clean: ## Remove the virtualenv, node_modules, caches and the embedded database
 	rm -rf $(VENV) node_modules .localdb .pytest_cache .mypy_cache .ruff_cache .hypothesis .run
