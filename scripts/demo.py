@@ -39,7 +39,7 @@ def build_database() -> tuple[str, str, str]:
     """Fresh demo database, seed, and the two services' login roles; returns three URLs."""
     url = localdb.fresh_database(DEMO_DB)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute((ROOT / "supabase" / "seed.sql").read_text())  # type: ignore[arg-type]
+        conn.execute((ROOT / "supabase" / "seed.sql").read_text())
     webhook_url, worker_url = localdb.create_login_roles(url)
     return url, webhook_url, worker_url
 

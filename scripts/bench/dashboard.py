@@ -214,7 +214,7 @@ def time_query(
         if user_id is not None:
             localdb.act_as_user(conn, user_id)
         started = time.perf_counter()
-        conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        conn.execute(sql, params).fetchall()
         return (time.perf_counter() - started) * 1000
 
 
@@ -229,7 +229,7 @@ def explain(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], use
     try:
         with conn.transaction():
             localdb.act_as_user(conn, user_id)
-            rows = conn.execute("explain (analyze, buffers) " + sql, params).fetchall()  # type: ignore[operator]
+            rows = conn.execute("explain (analyze, buffers) " + sql, params).fetchall()
     finally:
         conn.remove_notice_handler(on_notice)
     text = "\n".join(r[0] for r in rows)

@@ -1,41 +1,23 @@
-"""What every operator command shares: the database connection, output, progress, errors."""
+"""What every operator command shares: output, progress, and (from worker.ops) errors."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-import psycopg
+from worker.ops.errors import CommandError
+
+__all__ = ["CommandError", "add_json_flag", "emit", "progress"]
 
 T = TypeVar("T")
 
 
-class CommandError(Exception):
-    """A failure to report to the operator as one clear line (exit code 2)."""
-
-
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def operator_database_url() -> str:
-    """Operator commands run as the database owner (on Supabase: the postgres role)."""
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        raise CommandError("DATABASE_URL is not set (the owner role's connection URL)")
-    return url
-
-
-def connect() -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(operator_database_url(), connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        raise CommandError(f"cannot connect to the database: {str(exc).strip()}") from exc
 
 
 def emit(args: argparse.Namespace, data: Any, columns: Sequence[str] | None = None) -> None:

@@ -18,15 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from common.logs import configure_logging
-from worker.commands.common import (
-    CommandError,
-    add_json_flag,
-    emit,
-    operator_database_url,
-    progress,
-)
+from worker.commands.common import CommandError, add_json_flag, emit, progress
 from worker.consumer import make_pool
 from worker.mx.client import MxClient, base_url_for
+from worker.ops.db import operator_database_url
 from worker.settings import WorkerSettings
 from worker.sync import (
     Account,

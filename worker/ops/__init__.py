@@ -1,1 +1,2 @@
-"""Helpers of the operator commands (worker/commands): database calls and MX access."""
+"""Helpers of the operator commands (worker/commands): database calls, MX access, errors.
+They never import the commands."""

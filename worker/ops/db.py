@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, LiteralString
@@ -9,9 +10,24 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg.rows import dict_row
 
-from worker.commands.common import CommandError, connect
+from worker.ops.errors import CommandError
 
 Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+def operator_database_url() -> str:
+    """Operator commands run as the database owner (on Supabase: the postgres role)."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise CommandError("DATABASE_URL is not set (the owner role's connection URL)")
+    return url
+
+
+def connect() -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(operator_database_url(), connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise CommandError(f"cannot connect to the database: {str(exc).strip()}") from exc
 
 
 def fetch_all(

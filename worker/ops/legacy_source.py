@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
 
-from worker.commands.common import CommandError
+from worker.ops.errors import CommandError
 
 
 class LegacyRow(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from worker.commands.common import CommandError
 from worker.mx.client import MxCredentials, base_url_for
 from worker.ops.db import fetch_all, operator_session
+from worker.ops.errors import CommandError
 
 BASE_URL_ENV = "MX_BASE_URL"
 

@@ -8,7 +8,7 @@ import os
 import secrets
 import sys
 
-from worker.commands.common import CommandError
+from worker.ops.errors import CommandError
 
 KEY_ENV = "MX_CONSUMER_KEY"
 SECRET_ENV = "MX_CONSUMER_SECRET"  # noqa: S105  # a variable name
