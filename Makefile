@@ -13,7 +13,7 @@ DEMO_SECONDS ?= 30
 BENCH_ARGS ?=
 export DEMO_SECONDS
 
-.PHONY: help setup system-packages db-url test-db lint sql-lint db-lint pgtap pytest test demo bench chaos clean
+.PHONY: help setup system-packages db-url test-db schema lint sql-lint db-lint pgtap pytest test demo bench chaos clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,7 +42,10 @@ test-db: setup ## (Re)create the test database: platform layer + migrations
 	@echo "==> fresh test database $(TEST_DB)"
 	@mkdir -p .run
 	@$(PY) -m scripts.localdb fresh $(TEST_DB) > $(TEST_DB_URL)
-	@$(SUPABASE) --workdir . migration list --db-url "$$(cat $(TEST_DB_URL))?sslmode=disable" 2>/dev/null
+	@$(SUPABASE) --workdir . migration list --db-url "$$(cat $(TEST_DB_URL))" 2>/dev/null
+
+schema: setup ## Regenerate supabase/schema/ (today's schema, one file per schema) from the migrations
+	@$(PY) -m scripts.schema write
 
 lint: setup ## ruff, mypy --strict, sqlfluff
 	@echo "==> ruff"
@@ -58,7 +61,7 @@ sql-lint: setup ## sqlfluff on every SQL file
 
 db-lint: test-db ## supabase db lint on the test database (fails on any error)
 	@echo "==> supabase db lint"
-	@$(SUPABASE) --workdir . db lint --db-url "$$(cat $(TEST_DB_URL))?sslmode=disable" --schema api,app,private --level error --fail-on error
+	@$(SUPABASE) --workdir . db lint --db-url "$$(cat $(TEST_DB_URL))" --schema api,app,private --level error --fail-on error
 
 pgtap: test-db ## pgTAP tests (supabase/tests) through pg_prove
 	@echo "==> pgTAP"
@@ -81,5 +84,6 @@ bench: setup ## Benchmarks (ratios against their ceilings), not part of make tes
 chaos: setup ## The longer reliability suite, not part of make test
 	@$(VENV)/bin/pytest -q -m chaos tests/reliability
 
-clean: ## Remove the virtualenv, node_modules, caches and the embedded database
+clean: ## Stop the private cluster; remove the virtualenv, node_modules, caches, .localdb
+	-test -x $(PY) && $(PY) -m scripts.localdb stop
 	rm -rf $(VENV) node_modules .localdb .pytest_cache .mypy_cache .ruff_cache .hypothesis .run

@@ -3,8 +3,14 @@
 The one way every command (make test, make demo, pytest, the benchmarks) finds Postgres:
 
 1. ``DATABASE_URL`` when set (any database on the server; others are created beside it);
-2. else the server on 127.0.0.1:5432 (user ``postgres``) when it answers;
-3. else an embedded Postgres (``pgserver``) under ``.localdb/`` in the project.
+2. else the server on 127.0.0.1:5432 (user ``postgres``) when it answers (over TCP only);
+3. else a private cluster under ``.localdb/cluster`` built with the machine's Postgres binaries
+   (Debian's ``postgresql-15``, with pgTAP and plpgsql_check: everything ``make test`` needs),
+   started on first use and left running; it listens on no TCP port, only on a Unix socket in
+   its own directory, so it can never be mistaken for the shared server, nor the shared
+   server's socket (``/var/run/postgresql``) for it;
+4. else, on a machine without Postgres binaries, an embedded Postgres (``pgserver``) under
+   ``.localdb/embedded``: enough for ``make demo``; ``make test`` stops with a clear message.
 
 A *project database* is a fresh database with the local platform layer
 (``sql/platform``, skipped on a real Supabase database), pgmq, and every migration
@@ -15,6 +21,7 @@ Usage::
     python -m scripts.localdb url              # print the server URL
     python -m scripts.localdb fresh NAME       # (re)create NAME, apply layer + migrations
     python -m scripts.localdb drop NAME
+    python -m scripts.localdb stop             # stop the private cluster (make clean)
 """
 
 from __future__ import annotations
@@ -32,11 +39,17 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from scripts import cluster
+
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM_SQL = sorted((ROOT / "sql" / "platform").glob("*.sql"))
 SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"
-EMBEDDED_DATA_DIR = ROOT / ".localdb"
+CLUSTER_DIR = ROOT / ".localdb" / "cluster"
+EMBEDDED_DATA_DIR = ROOT / ".localdb" / "embedded"
 LOCAL_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# the private cluster: its own socket directory named explicitly (libpq never falls back to
+# the default socket directory when ``host`` is given), no TCP
+CLUSTER_URL = f"postgresql://postgres@/postgres?host={CLUSTER_DIR}"
 
 
 def _redact(url: str) -> str:
@@ -63,14 +76,32 @@ def server_url() -> str:
         url, origin = os.environ["DATABASE_URL"], "DATABASE_URL"
     elif _answers(LOCAL_SERVER_URL):
         url, origin = LOCAL_SERVER_URL, "local server on 127.0.0.1:5432"
+    elif cluster.postgres_bindir() is not None:
+        url, origin = private_cluster_url(), f"private cluster in {CLUSTER_DIR}, Unix socket only"
     else:
-        import pgserver  # only needed when no server is around
+        from pgserver.postgres_server import get_server  # only without Postgres binaries
 
-        EMBEDDED_DATA_DIR.mkdir(exist_ok=True)
-        server = pgserver.get_server(EMBEDDED_DATA_DIR, cleanup_mode=None)
+        EMBEDDED_DATA_DIR.mkdir(parents=True, exist_ok=True)
+        server = get_server(EMBEDDED_DATA_DIR, cleanup_mode=None)
         url, origin = server.get_uri(), f"embedded Postgres in {EMBEDDED_DATA_DIR}"
     print(f"database: {_redact(url)} ({origin})", file=sys.stderr)
     return url
+
+
+def private_cluster_url() -> str:
+    """The private cluster under .localdb/cluster: created on first use, started when it is
+    not running (it keeps running between commands; ``python -m scripts.localdb stop``)."""
+    if not (CLUSTER_DIR / "PG_VERSION").exists():
+        print(f"database: creating a private cluster in {CLUSTER_DIR}", file=sys.stderr)
+        cluster.init_cluster(CLUSTER_DIR)
+    if not _answers(CLUSTER_URL):
+        cluster.start_cluster(CLUSTER_DIR, f"-c listen_addresses='' -k {CLUSTER_DIR}")
+    return CLUSTER_URL
+
+
+def stop_private_cluster() -> None:
+    if (CLUSTER_DIR / "postmaster.pid").exists():
+        cluster.pg_ctl(CLUSTER_DIR, "-m", "fast", "stop")
 
 
 def database_url(name: str) -> str:
@@ -116,7 +147,7 @@ def apply_platform_layer(url: str) -> None:
         return
     with psycopg.connect(url, autocommit=True) as conn:
         for path in PLATFORM_SQL:
-            conn.execute(path.read_text())  # type: ignore[arg-type]  # a trusted script
+            conn.execute(path.read_text())  # a trusted script
         available = conn.execute(
             "select exists (select from pg_catalog.pg_available_extensions where name = 'pgmq')"
         ).fetchone()
@@ -245,14 +276,16 @@ def psql_file(url: str, path: Path, *, tuples_only: bool = False, **variables: o
 def create_login_roles(url: str) -> tuple[str, str]:
     """The webhook's and the worker's least-privilege login roles, with fresh passwords
     (sql/ops/create_login_roles.sql); returns the URLs of the webhook and of the worker."""
-    passwords = {
-        "webhook_password": secrets.token_urlsafe(16),
-        "worker_password": secrets.token_urlsafe(16),
-    }
-    psql_file(url, ROOT / "sql" / "ops" / "create_login_roles.sql", **passwords)
+    webhook_password, worker_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    psql_file(
+        url,
+        ROOT / "sql" / "ops" / "create_login_roles.sql",
+        webhook_password=webhook_password,
+        worker_password=worker_password,
+    )
     return (
-        _with_user(url, "mx_webhook_login", passwords["webhook_password"]),
-        _with_user(url, "mx_worker_login", passwords["worker_password"]),
+        _with_user(url, "mx_webhook_login", webhook_password),
+        _with_user(url, "mx_worker_login", worker_password),
     )
 
 
@@ -261,7 +294,11 @@ def main(argv: list[str]) -> int:
         print(server_url())
         return 0
     if len(argv) == 2 and argv[0] == "fresh":
-        print(fresh_database(argv[1]))
+        # a URL psql, pg_prove and the Supabase CLI all accept
+        print(cli_url(fresh_database(argv[1])))
+        return 0
+    if argv == ["stop"]:
+        stop_private_cluster()
         return 0
     if len(argv) == 2 and argv[0] == "drop":
         drop_database(argv[1])

@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 pg_major=$(pg_config --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/' || echo 15)
 ext_dir=/usr/share/postgresql/${pg_major}/extension
+# the private cluster under .localdb/ (no server on 127.0.0.1:5432) needs the server binaries
+[ -x "/usr/lib/postgresql/${pg_major}/bin/initdb" ] || need+=("postgresql-${pg_major}")
 [ -f "${ext_dir}/pgtap.control" ] || need+=("postgresql-${pg_major}-pgtap")
 command -v pg_prove >/dev/null || need+=(libtap-parser-sourcehandler-pgtap-perl)
 [ -f "${ext_dir}/plpgsql_check.control" ] || need+=("postgresql-${pg_major}-plpgsql-check")

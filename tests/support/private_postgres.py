@@ -1,12 +1,11 @@
 """A private Postgres cluster for tests that restart or stop the database.
 
 Never the machine's shared server: a fresh ``initdb`` in a temporary directory, on its own
-port, run as the ``postgres`` OS user when the tests run as root (initdb refuses root).
+port (``scripts/cluster.py``: run as the ``postgres`` OS user when the tests run as root).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -16,15 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts import localdb
+from scripts.cluster import init_cluster, pg_ctl, start_cluster
 from scripts.procs import free_port
-
-
-def _bindir() -> Path:
-    return Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip())
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
 @dataclass
@@ -35,20 +27,12 @@ class PrivatePostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _ctl(self, *args: str) -> None:
-        subprocess.run(
-            _as_postgres([str(_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-w", *args]),
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} -c fsync=off"
-        self._ctl("-o", options, "-l", str(self.data_dir / "server.log"), "start")
+        start_cluster(self.data_dir, options)
 
     def stop(self) -> None:
-        self._ctl("-m", "fast", "stop")
+        pg_ctl(self.data_dir, "-m", "fast", "stop")
 
     def restart(self) -> None:
         self.stop()
@@ -70,15 +54,7 @@ class PrivatePostgres:
 @contextmanager
 def private_postgres() -> Iterator[PrivatePostgres]:
     data_dir = Path(tempfile.mkdtemp(prefix="mx-private-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data_dir, "postgres", "postgres")
-    subprocess.run(
-        _as_postgres(
-            [str(_bindir() / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust"]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    init_cluster(data_dir)
     cluster = PrivatePostgres(data_dir, free_port())
     cluster.start()
     try:
