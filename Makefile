@@ -23,6 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[dev]'
+	@echo "==> wheelhouse (.run/wheelhouse: the wheel's dependencies, for the offline image test)"
+	@$(PY) -m pip wheel -q --wheel-dir .run/wheelhouse . 'setuptools>=68'
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -1,0 +1,29 @@
+# One image for every service; the command chooses the service:
+#   docker run IMAGE python -m webhook        # MX webhook receiver, port WEBHOOK_PORT (8080)
+#   docker run IMAGE python -m worker run     # pgmq worker, metrics on WORKER_METRICS_PORT (9464)
+#   docker run IMAGE python -m dashboard      # staff dashboard, port 8080 (once it ships)
+#   docker run IMAGE python -m worker --help  # the operator command line
+# Settings come from the environment (README "Settings"; docs/deploy.md). The image holds the
+# project's wheel (common, webhook, worker, dashboard) and its dependencies, never the tests,
+# scripts or the MX stand-in. tests/integration/test_image.py repeats these steps without
+# Docker: build the wheel, install it into a clean virtualenv, start each service from it.
+
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    WEBHOOK_HOST=0.0.0.0
+COPY --from=build /dist/ /dist/
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir /dist/*.whl \
+    && rm -rf /dist \
+    && useradd --system --uid 10001 --home-dir /home/app --create-home app
+USER app
+WORKDIR /home/app
+EXPOSE 8080 9464
+CMD ["python", "-m", "webhook"]
