@@ -17,7 +17,8 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
-    WEBHOOK_HOST=0.0.0.0
+    WEBHOOK_HOST=0.0.0.0 \
+    WORKER_METRICS_HOST=0.0.0.0
 COPY --from=build /dist/ /dist/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir /dist/*.whl \

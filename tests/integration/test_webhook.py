@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -322,10 +322,19 @@ class _Forwarder(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-def _forward_to(target: tuple[str, int]) -> type[socketserver.BaseRequestHandler]:
+def _forward_to(target: tuple[str, int] | str) -> type[socketserver.BaseRequestHandler]:
+    """To a TCP address, or to the Unix socket file of a server reached over its socket."""
+
+    def connect() -> socket.socket:
+        if isinstance(target, tuple):
+            return socket.create_connection(target)
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix.connect(target)
+        return unix
+
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
-            upstream = socket.create_connection(target)
+            upstream = connect()
 
             def pump(src: socket.socket, dst: socket.socket) -> None:
                 try:
@@ -349,12 +358,22 @@ def _forward_to(target: tuple[str, int]) -> type[socketserver.BaseRequestHandler
 
 def test_database_down_gives_503_then_recovers(db_url: str, merchant: Merchant) -> None:
     parts = urlsplit(db_url)
-    target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+    query_params = parse_qs(parts.query)
+    # the private cluster (no server on 127.0.0.1:5432) is reached over ?host=<socket dir>
+    socket_dir = query_params.pop("host", [""])[0]
+    target: tuple[str, int] | str = (
+        f"{socket_dir}/.s.PGSQL.{parts.port or 5432}"
+        if socket_dir
+        else (parts.hostname or "127.0.0.1", parts.port or 5432)
+    )
     port = free_port()
     netloc = parts.netloc.rsplit("@", 1)
     host_part = f"127.0.0.1:{port}"
     gated_url = urlunsplit(
-        parts._replace(netloc=f"{netloc[0]}@{host_part}" if len(netloc) == 2 else host_part)
+        parts._replace(
+            netloc=f"{netloc[0]}@{host_part}" if len(netloc) == 2 else host_part,
+            query=urlencode(query_params, doseq=True),
+        )
     )
     with start_webhook(
         gated_url, db_connect_timeout_seconds=0.5, db_reconnect_timeout_seconds=1.0
