@@ -337,18 +337,29 @@ class AlertLoop:
     async def run(self) -> None:
         interval = self._settings.alert_check_seconds
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval)  # a stop while waiting ends the loop at once
+            # a stop during a check waits for it: cancelled between its claims and their
+            # delivery, the claimed alerts would be suppressed for ALERT_REPEAT_MINUTES
+            # without anyone having been told (each delivery is bounded by its timeout)
+            running = asyncio.ensure_future(self._check_once())
             try:
-                async with self._pool.connection() as conn:
-                    report = await check(conn, self._settings, self._channels)
-            except Exception as exc:  # noqa: BLE001 - the next check tries again
-                log.error("alert check failed", extra={"fields": {"error": str(exc)[:300]}})
-                continue
-            if report.alerts and not self._channels:
-                log.warning(
-                    "alerts hold but no channel is configured",
-                    extra={"fields": {"alerts": [a.key for a in report.alerts]}},
-                )
+                await asyncio.shield(running)
+            except asyncio.CancelledError:
+                await running
+                raise
+
+    async def _check_once(self) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                report = await check(conn, self._settings, self._channels)
+        except Exception as exc:  # noqa: BLE001 - the next check tries again
+            log.error("alert check failed", extra={"fields": {"error": str(exc)[:300]}})
+            return
+        if report.alerts and not self._channels:
+            log.warning(
+                "alerts hold but no channel is configured",
+                extra={"fields": {"alerts": [a.key for a in report.alerts]}},
+            )
 
 
 def observability_tasks(
