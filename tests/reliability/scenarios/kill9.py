@@ -25,6 +25,8 @@ from tests.support.reliability_report import ScenarioResult
 
 # ------------------------------------------------------------------ 1. kill -9 the worker
 
+CLAIMS_SQL = "select coalesce(sum(attempts), 0) from app.webhook_events"
+
 
 def run_kill9(
     db_url: str,
@@ -63,6 +65,13 @@ def run_kill9(
     kills = 0
     try:
         while kills < max_kills and (producer.is_alive() or unfinished(db_url) > events // 20):
+            # the kill lands while this worker holds work: once it has claimed something (on a
+            # busy machine its start-up alone can outlast a fixed interval), then a while later
+            claimed_before = scalar(db_url, CLAIMS_SQL)
+            deadline = time.monotonic() + 30
+            while scalar(db_url, CLAIMS_SQL) == claimed_before and time.monotonic() < deadline:
+                assert proc.poll() is None, f"worker died on its own:\n{tail(log)}"
+                time.sleep(0.05)
             time.sleep(rng.uniform(*kill_every))
             assert proc.poll() is None, f"worker died on its own:\n{tail(log)}"
             proc.kill()  # SIGKILL: nothing finished, nothing released
