@@ -4,7 +4,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(36);
+select plan(38);
 
 -- ---------------------------------------------------------------------------
 -- Row-level security
@@ -73,9 +73,37 @@ select is_empty(
         select p.oid::regprocedure::text
         from pg_catalog.pg_proc as p
         where p.pronamespace in ('api'::regnamespace, 'app'::regnamespace, 'private'::regnamespace)
-            and not coalesce(p.proconfig, '{}') @> array['search_path=""']
+            and not coalesce(p.proconfig, '{}') @> array['search_path=pg_catalog, pg_temp']
     $$,
-    'every function in api, app and private has set search_path = '''''
+    'every function in api, app and private has set search_path = pg_catalog, pg_temp'
+);
+
+-- An empty search path is exploitable: Postgres then resolves types and relations in the
+-- caller's pg_temp first (015-search-path-hijack.sql plays the attack). Any definer function
+-- of the database, in whatever schema outside the extensions, must name pg_temp last.
+select is_empty(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        inner join pg_catalog.pg_namespace as n on p.pronamespace = n.oid
+        where p.prosecdef
+            and n.nspname not in ('pg_catalog', 'information_schema')
+            and n.nspname !~ '^pg_temp_'
+            and not exists (
+                select from pg_catalog.pg_depend as d
+                where d.classid = 'pg_catalog.pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e'
+            )
+            and not exists (
+                select from unnest(p.proconfig) as c (setting)
+                where c.setting ~ '^search_path=(.*,\s*)?"?pg_temp"?$'
+            )
+    $$,
+    'every security definer function names pg_temp last in its search path'
+);
+
+select ok(
+    not has_database_privilege('public', current_database(), 'temporary'),
+    'TEMPORARY on the database is revoked from PUBLIC'
 );
 
 select is_empty(
