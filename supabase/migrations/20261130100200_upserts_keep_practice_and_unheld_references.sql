@@ -41,7 +41,9 @@ where p.id = l.payment_id;
 create index payments_unlinked_original_idx on app.payments (mx_original_id)
 where original_payment_id is null and mx_original_id is not null;
 -- Payments naming an invoice, found when the invoice arrives.
-create index payments_mx_invoice_ids_idx on app.payments using gin (mx_invoice_ids);
+-- fastupdate off: every worker call searches this index, and a search reads the whole
+-- pending list of a fast-update GIN index
+create index payments_mx_invoice_ids_idx on app.payments using gin (mx_invoice_ids) with (fastupdate = off);
 
 create function private.mx_id(p jsonb, key text)
 returns bigint
@@ -339,10 +341,15 @@ begin
     end if;
 
     -- payments of this practice that named the invoice before it was stored now link to it
+    -- (found through the GIN index alone: a practice filter in the same scan would tempt the
+    -- planner to read every payment of the practice)
+    with named as materialized (
+        select p.id, p.practice_id from app.payments as p where p.mx_invoice_ids @> array[v_invoice_id]
+    )
     insert into app.payment_invoices (payment_id, invoice_id, practice_id)
-    select p.id, v_invoice_id, p_account.practice_id
-    from app.payments as p
-    where p.mx_invoice_ids @> array[v_invoice_id] and p.practice_id = p_account.practice_id
+    select n.id, v_invoice_id, p_account.practice_id
+    from named as n
+    where n.practice_id = p_account.practice_id
     on conflict do nothing;
     return coalesce(v_applied, false);
 end
