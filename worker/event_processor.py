@@ -11,9 +11,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -32,6 +33,8 @@ from worker.mx.client import (
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker.event_processor")
+
+T = TypeVar("T")
 
 QUEUE_READ_SQL = "select * from private.claim_ingest_events(%s, %s)"
 
@@ -140,8 +143,34 @@ class FetchedPayment:
     related_payments: list[dict[str, Any]]
 
 
+async def _unless_mx_lacks_it(call: Awaitable[T], what: str, event: ClaimedEvent) -> T | None:
+    """``None`` when MX answers 404 for a record the payment only refers to (an invoice, a
+    refund's original sale): the reference is kept as data and linked when the record
+    arrives, and the rest of the event is applied. Any other failure propagates."""
+    try:
+        return await call
+    except MxPermanentError as exc:
+        if exc.kind != "not_found":
+            raise
+        log.warning(
+            "MX does not serve a record the payment refers to; reference kept",
+            extra={
+                "fields": {
+                    "event_id": event.event_id,
+                    "payment_id": event.payment_id,
+                    "missing": what,
+                }
+            },
+        )
+        return None
+
+
 async def fetch_payment(mx: MxClient, creds: MxCredentials, event: ClaimedEvent) -> FetchedPayment:
-    """GET the payment, every invoice it names, and the sale a refund returns."""
+    """GET the payment, every invoice it names, and the sale a refund returns.
+
+    Only the payment itself must exist: an invoice or an original sale MX answers 404 for
+    (a sale from before the practice was onboarded, an invoice MX no longer serves) is left
+    out, its id still carried by the payment."""
     if event.payment_id is None:
         raise PermanentFailure(f"{event.event_type} event without a payment id")
     merchant = event.mx_merchant_id
@@ -149,9 +178,20 @@ async def fetch_payment(mx: MxClient, creds: MxCredentials, event: ClaimedEvent)
     fetched_at = datetime.now(UTC)
     try:
         payment = await mx.get_payment(creds, merchant, event.payment_id)
-        invoice_calls = [mx.get_invoice(creds, merchant, i) for i in payment.invoice_ids]
+        invoice_calls = [
+            _unless_mx_lacks_it(mx.get_invoice(creds, merchant, i), f"invoice {i}", event)
+            for i in payment.invoice_ids
+        ]
         related_calls = (
-            [mx.get_payment(creds, merchant, payment.original_id)] if payment.original_id else []
+            [
+                _unless_mx_lacks_it(
+                    mx.get_payment(creds, merchant, payment.original_id),
+                    f"original payment {payment.original_id}",
+                    event,
+                )
+            ]
+            if payment.original_id
+            else []
         )
         invoices = await asyncio.gather(*invoice_calls)
         related = await asyncio.gather(*related_calls)
@@ -163,8 +203,8 @@ async def fetch_payment(mx: MxClient, creds: MxCredentials, event: ClaimedEvent)
     return FetchedPayment(
         fetched_at=fetched_at,
         payment=payment.canonical(),
-        invoices=[i.canonical() for i in invoices],
-        related_payments=[r.canonical() for r in related],
+        invoices=[i.canonical() for i in invoices if i is not None],
+        related_payments=[r.canonical() for r in related if r is not None],
     )
 
 

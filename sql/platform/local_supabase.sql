@@ -146,7 +146,7 @@ create or replace function vault.local_encrypt(secret text)
 returns text
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_out text;
@@ -166,7 +166,7 @@ create or replace function vault.local_decrypt(stored text)
 returns text
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_out text;
@@ -193,7 +193,7 @@ create or replace function vault.create_secret(
 ) returns uuid
 language sql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
     insert into vault.secrets (name, description, secret, key_id)
     values (new_name, coalesce(new_description, ''), vault.local_encrypt(new_secret), new_key_id)
@@ -210,7 +210,7 @@ create or replace function vault.update_secret(
 ) returns void
 language sql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
     update vault.secrets as s
     set

@@ -4,7 +4,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(36);
+select plan(41);
 
 -- ---------------------------------------------------------------------------
 -- Row-level security
@@ -73,9 +73,37 @@ select is_empty(
         select p.oid::regprocedure::text
         from pg_catalog.pg_proc as p
         where p.pronamespace in ('api'::regnamespace, 'app'::regnamespace, 'private'::regnamespace)
-            and not coalesce(p.proconfig, '{}') @> array['search_path=""']
+            and not coalesce(p.proconfig, '{}') @> array['search_path=pg_catalog, pg_temp']
     $$,
-    'every function in api, app and private has set search_path = '''''
+    'every function in api, app and private has set search_path = pg_catalog, pg_temp'
+);
+
+-- An empty search path is exploitable: Postgres then resolves types and relations in the
+-- caller's pg_temp first (015-search-path-hijack.sql plays the attack). Any definer function
+-- of the database, in whatever schema outside the extensions, must name pg_temp last.
+select is_empty(
+    $$
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        inner join pg_catalog.pg_namespace as n on p.pronamespace = n.oid
+        where p.prosecdef
+            and n.nspname not in ('pg_catalog', 'information_schema')
+            and n.nspname !~ '^pg_temp_'
+            and not exists (
+                select from pg_catalog.pg_depend as d
+                where d.classid = 'pg_catalog.pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e'
+            )
+            and not exists (
+                select from unnest(p.proconfig) as c (setting)
+                where c.setting ~ '^search_path=(.*,\s*)?"?pg_temp"?$'
+            )
+    $$,
+    'every security definer function names pg_temp last in its search path'
+);
+
+select ok(
+    not has_database_privilege('public', current_database(), 'temporary'),
+    'TEMPORARY on the database is revoked from PUBLIC'
 );
 
 select is_empty(
@@ -391,6 +419,45 @@ select ok(
         where r.rolname in ('mx_webhook', 'mx_worker') and (r.rolcanlogin or r.rolsuper or r.rolbypassrls)
     ),
     'the service group roles cannot log in, are not superusers and do not bypass RLS'
+);
+
+-- ---------------------------------------------------------------------------
+-- Raw MX JSON stays server-side, and Realtime publishes nothing RLS cannot filter
+-- ---------------------------------------------------------------------------
+select is_empty(
+    $$
+        select a.attrelid::regclass::text || '.' || a.attname
+        from pg_catalog.pg_attribute as a
+        inner join pg_catalog.pg_class as c on a.attrelid = c.oid
+        where c.relnamespace = 'app'::regnamespace
+            and c.relkind in ('r', 'p')
+            and a.attname in ('raw', 'raw_body', 'payload')
+            and not a.attisdropped
+            and has_column_privilege('authenticated', a.attrelid, a.attnum, 'select')
+    $$,
+    'authenticated may select no raw MX column (raw, raw_body, payload) of any app table'
+);
+
+-- Realtime does not filter DELETE (or TRUNCATE) events by RLS: they would reach every
+-- subscriber of a table (issue 12, item 10).
+select is_empty(
+    $$
+        select p.pubname
+        from pg_catalog.pg_publication as p
+        where p.pubname = 'supabase_realtime' and (p.pubdelete or p.pubtruncate or p.puballtables)
+    $$,
+    'supabase_realtime publishes no deletes and no truncates, and not all tables'
+);
+
+select is_empty(
+    $$
+        select t.schemaname || '.' || t.tablename
+        from pg_catalog.pg_publication_tables as t
+        inner join pg_catalog.pg_class as c on c.oid = format('%I.%I', t.schemaname, t.tablename)::regclass
+        where t.pubname = 'supabase_realtime'
+            and (t.schemaname <> 'app' or not c.relrowsecurity)
+    $$,
+    'every table supabase_realtime publishes is an app table under row-level security'
 );
 
 -- ---------------------------------------------------------------------------

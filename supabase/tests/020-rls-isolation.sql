@@ -6,7 +6,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(354);
+select plan(361);
 
 -- ---------------------------------------------------------------------------
 -- Fixtures: practice A (two patients, three memberships) and practice B (one of each);
@@ -374,8 +374,6 @@ from (
     ('app.product_category_changes', 'practice_id'),
     ('app.referral_sources', 'practice_id'),
     ('app.workflow_audit', 'practice_id'),
-    -- staff read the table (120-sync-runs); the api.sync_runs view is for owners/admins
-    ('app.sync_runs', 'practice_id'),
     ('app.contract_payments', 'practice_id'),
     -- the dashboard tab counters
     ('app.membership_counts', 'practice_id')
@@ -395,6 +393,7 @@ from (
     ('api.webhook_events', 'app.webhook_events'),
     ('api.webhook_event_replays', 'app.event_replays'),
     ('api.sync_runs', 'app.sync_runs'),
+    ('app.sync_runs', 'app.sync_runs'),
     ('app.webhook_events', 'app.webhook_events'),
     ('app.event_replays', 'app.event_replays')
 ) as r (relation, source);
@@ -436,6 +435,14 @@ select tests.clear_authentication();
 select
     tests.check_columns_denied(
         'app.webhook_events', array['payload', 'raw_body'],
+        array[:'owner_a', :'admin_a', :'staff_a', :'owner_b', :'staff_b', :'nobody']::uuid[],
+        array['owner of A', 'admin of A', 'staff of A', 'owner of B', 'staff of B', 'a user of no practice']
+    );
+
+-- app.contracts: members read their practice's contracts without the raw MX JSON.
+select
+    tests.check_columns_denied(
+        'app.contracts', array['raw'],
         array[:'owner_a', :'admin_a', :'staff_a', :'owner_b', :'staff_b', :'nobody']::uuid[],
         array['owner of A', 'admin of A', 'staff of A', 'owner of B', 'staff of B', 'a user of no practice']
     );

@@ -3,7 +3,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(18);
+select plan(20);
 
 select tests.create_practice('Sync Clinic', 'sync-clinic') as practice_id \gset
 select tests.create_practice('Other Clinic', 'other-clinic') as other_practice_id \gset
@@ -101,7 +101,8 @@ select is(
 );
 
 -- ---------------------------------------------------------------------------
--- RLS: members read their practice's runs; the api view is for owners and admins
+-- RLS: owners and admins read their practice's runs, in the table as in the api view
+-- (issue 12, item 9: the table no longer shows staff what the view hides)
 -- ---------------------------------------------------------------------------
 select tests.create_user('staff@sync.test') as staff_id \gset
 select tests.create_user('owner@sync.test') as owner_id \gset
@@ -110,7 +111,7 @@ select tests.add_member(:'practice_id', :'owner_id', 'owner');
 select private.start_sync_run(:'other_account_id', 'reconcile');
 
 select tests.authenticate_as(:'staff_id');
-select is((select count(*)::integer from app.sync_runs), 6, 'staff read their practice''s runs');
+select is((select count(*)::integer from app.sync_runs), 0, 'staff read no runs in the table either');
 select is(
     (select count(*)::integer from app.sync_runs where merchant_account_id <> :'account_id'), 0,
     'staff read no other practice''s runs'
@@ -118,6 +119,11 @@ select is(
 select is((select count(*)::integer from api.sync_runs), 0, 'staff see nothing in the admin view');
 select tests.authenticate_as(:'owner_id');
 select is((select count(*)::integer from api.sync_runs), 6, 'an owner sees the practice''s runs in the view');
+select is((select count(*)::integer from app.sync_runs), 6, 'and in the table');
+select is(
+    (select count(*)::integer from app.sync_runs where merchant_account_id <> :'account_id'), 0,
+    'an owner reads no other practice''s runs'
+);
 select tests.clear_authentication();
 
 select * from finish();

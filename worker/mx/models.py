@@ -39,6 +39,7 @@ from worker.mx.parsing import (
     money_str,
     parse_id,
     parse_opt_str,
+    parse_reference_id,
 )
 from worker.mx.redaction import redact_card_secrets
 
@@ -347,7 +348,7 @@ class MxContract(MxModel):
         customer = (self.model_extra or {}).get("customer")
         if isinstance(customer, dict):
             if self.customer_id is None:
-                self.customer_id = parse_id(customer.get("id"))
+                self.customer_id = parse_reference_id(customer.get("id"))
             if self.customer_name is None:
                 self.customer_name = parse_opt_str(customer.get("name"))
         return self

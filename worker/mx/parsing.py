@@ -7,7 +7,9 @@ Documented in ``/work/shared/mx-merchant-api.md``:
 * times arrive as ISO-8601 with ``Z`` and 0-3 fractional digits, sometimes without ``Z``
   (then UTC), or in the MX text format ``"Aug 11 2025 10:02AM"`` (two spaces before a
   one-digit hour);
-* ids are 64-bit integers that may arrive as strings;
+* ids are 64-bit integers that may arrive as strings; an id of ``0`` or ``""`` (as MX writes
+  a reference to nothing, e.g. ``originalId: 0``), ``null`` or a missing field all mean
+  "none" (:func:`parse_reference_id`);
 * ``""`` and ``null`` both mean "absent".
 """
 
@@ -215,6 +217,21 @@ def parse_id(value: Any) -> int | None:
     raise ValueError(f"an id must be an integer: {type(value).__name__}")
 
 
+def parse_reference_id(value: Any) -> int | None:
+    """Parse an MX id field: ``0``, ``"0"``, ``""``, ``null`` (and a missing field, through the
+    model's default) mean "none" and give ``None``; anything else as :func:`parse_id`."""
+    parsed = parse_id(value)
+    return None if parsed == 0 else parsed
+
+
+def parse_required_id(value: Any) -> int:
+    """Parse the id of the record itself: it must name something, so none is an error."""
+    parsed = parse_reference_id(value)
+    if parsed is None:
+        raise ValueError(f'an id is required, got {value!r} (0, "" and null mean none)')
+    return parsed
+
+
 def parse_opt_str(value: Any) -> str | None:
     if _is_blank(value):
         return None
@@ -254,7 +271,7 @@ def _parse_id_list(value: Any) -> list[int]:
         items = [value]
     out: list[int] = []
     for item in items:
-        parsed = parse_id(item)
+        parsed = parse_reference_id(item)
         if parsed is not None:
             out.append(parsed)
     return out
@@ -280,8 +297,8 @@ Money = Annotated[Decimal | None, BeforeValidator(parse_money)]
 UtcDateTime = Annotated[datetime | None, BeforeValidator(parse_mx_datetime)]
 LocalDateTime = Annotated[datetime | None, BeforeValidator(parse_mx_local_datetime)]
 MxDate = Annotated[date | None, BeforeValidator(parse_mx_date)]
-MxId = Annotated[int | None, BeforeValidator(parse_id)]
-RequiredId = Annotated[int, BeforeValidator(parse_id)]
+MxId = Annotated[int | None, BeforeValidator(parse_reference_id)]
+RequiredId = Annotated[int, BeforeValidator(parse_required_id)]
 OptStr = Annotated[str | None, BeforeValidator(parse_opt_str)]
 OptInt = Annotated[int | None, BeforeValidator(parse_id)]
 OptBool = Annotated[bool | None, BeforeValidator(_parse_opt_bool)]

@@ -54,10 +54,13 @@ def scalar(conn: psycopg.Connection[Any], query: LiteralString, params: Params =
 
 
 def describe(exc: psycopg.Error) -> str:
-    """The server's one-line message of a database error (never the query or its values)."""
+    """The server's one-line message of a database error and its hint, when it gives one
+    (never the query or its values)."""
     diag = getattr(exc, "diag", None)
     message = getattr(diag, "message_primary", None) if diag is not None else None
-    return message or str(exc).strip().splitlines()[0]
+    hint = getattr(diag, "message_hint", None) if diag is not None else None
+    text = message or str(exc).strip().splitlines()[0]
+    return f"{text} ({hint})" if hint else text
 
 
 @contextmanager
