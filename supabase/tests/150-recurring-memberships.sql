@@ -314,7 +314,7 @@ select results_eq(
     'the sweep reports the practice that failed and still does the others'
 );
 select is(
-    (select m.status from app.memberships as m inner join app.patients as p on p.id = m.patient_id
+    (select m.status from app.memberships as m inner join app.patients as p on m.patient_id = p.id
         where p.name = 'Sam'),
     'past_due', 'the other practice''s member is past due'
 );
