@@ -198,20 +198,27 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_period interval;
+    v_start date;
 begin
     if new.contract_id is not null then
-        select private.contract_billing_period(c.billing_interval, c.every) into v_period
+        select private.contract_billing_period(c.billing_interval, c.every), c.start_date
+        into v_period, v_start
         from app.contracts as c where c.id = new.contract_id;
         if v_period is not null then
             new.billing_period := v_period;
             new.billing_period_source := 'contract';
+        end if;
+        -- a one-time purchase the contract makes a member: a member since the contract started
+        if tg_op = 'UPDATE' and old.contract_id is null and old.status = 'one_time' and v_start is not null then
+            new.started_on := v_start;
         end if;
     end if;
     return new;
 end
 $$;
 comment on function private.set_contract_billing_period() is
-'Trigger: a membership billed by a contract bills at the contract''s period (interval, every).';
+'Trigger: a membership billed by a contract bills at the contract''s period (interval, every); '
+'a one-time purchase a contract turns into a membership starts when the contract started.';
 
 create trigger memberships_contract_billing_period
 before insert or update of contract_id, billing_interval on app.memberships

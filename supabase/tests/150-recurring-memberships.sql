@@ -122,10 +122,10 @@ select private.apply_contract(
     '[{"id": 16032, "status": "Approved"}]'
 ) ->> 'memberships' as applied;
 select results_eq(
-    $$ select status, contract_id, billing_period, billing_period_source
+    $$ select status, contract_id, billing_period, billing_period_source, started_on
         from app.memberships where id = tests.membership_of('Omar') $$,
-    $$ values ('active'::text, 9301::bigint, interval '14 days', 'contract'::text) $$,
-    'a contract that bills the programme makes a member; the interval is the contract''s (every 2 weeks)'
+    $$ values ('active'::text, 9301::bigint, interval '14 days', 'contract'::text, '2026-02-01'::date) $$,
+    'a contract that bills the programme makes a member since its start; the interval is the contract''s (every 2 weeks)'
 );
 select results_eq(
     $$ select old_status, new_status from app.membership_events where membership_id = tests.membership_of('Omar')
@@ -264,15 +264,15 @@ select set_eq(
     'with the members'' list filters (programme tab, search)'
 );
 select results_eq(
-    format($$ select tab, member_count from api.membership_tab_counts(%L) where tab in ('all', %L) order by 1 $$,
-        :'pr', :'trt'),
-    format($$ values (%L, 3::bigint), ('all', 3::bigint) $$, :'trt'),
+    format($$ select tab, member_count from api.membership_tab_counts(%L) where tab in ('all', %L)
+        order by sort_order $$, :'pr', :'trt'),
+    format($$ values ('all', 3::bigint), (%L, 3::bigint) $$, :'trt'),
     'tab counts: the three members (Rita, Wes, Omar), no one-time purchase'
 );
 select results_eq(
     format($$ select tab, purchase_count from api.one_time_purchase_counts(%L) where tab in ('all', %L)
-        order by 1 $$, :'pr', :'trt'),
-    format($$ values (%L, 4::bigint), ('all', 4::bigint) $$, :'trt'),
+        order by sort_order $$, :'pr', :'trt'),
+    format($$ values ('all', 4::bigint), (%L, 4::bigint) $$, :'trt'),
     'one-time purchase counts per programme'
 );
 select tests.clear_authentication();
