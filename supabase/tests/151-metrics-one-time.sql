@@ -3,7 +3,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(4);
+select plan(5);
 
 select tests.create_practice('Clinic Q', 'clinic-q') as pq \gset
 select tests.create_user('staff-q@example.test') as staff_q \gset
@@ -36,10 +36,10 @@ $$;
 --   Eve    WL   Invoice    60 on 02-01 and 03-25 (repeat rule off)   one-time purchases
 -- Hand-computed for March:
 --   TRT: active at start 1 (Alice; Dan is past due), active at end 1, past due at end 0, MRR 100,
---        new 0, canceled 1 (Dan's lapse), delinquency 1, reactivated 0, churn 1/1 = 1.0000,
---        one-time purchases 2 (Bob, Alice's extra), one-time revenue 290, recurring revenue 100
---   WL:  no member: 0 everywhere; one-time purchases 2 (Carl, Eve's 03-25), revenue 140
---   All: MRR 100, canceled 1, one-time revenue 430, recurring revenue 100
+--        new 0, canceled 1 (Dan's lapse), delinquency 1, reactivated 0, churn 1/1 = 1.0000;
+--        revenue: one-time purchases 2 (Bob, Alice's extra) 290, recurring sales 1 (Alice) 100
+--   WL:  no member: 0 everywhere; one-time purchases 2 (Carl, Eve's 03-25) 140
+--   All: MRR 100, canceled 1; one-time 4 / 430, recurring 1 / 100
 select tests.sale(17001, 901, 'Alice', '2026-01-10 10:00+00', 'Recurring', 'Testosterone', 100);
 select tests.sale(17002, 901, 'Alice', '2026-02-10 10:00+00', 'Recurring', 'Testosterone', 100);
 select tests.sale(17003, 901, 'Alice', '2026-03-10 10:00+00', 'Recurring', 'Testosterone', 100);
@@ -57,24 +57,33 @@ select private.mark_overdue_memberships('2026-03-31 00:00+00');
 select tests.authenticate_as(:'staff_q');
 select results_eq(
     format($$ select active_at_start, active_at_end, past_due_at_end, mrr, new_members, canceled, reactivated,
-        churn_rate, delinquency_churned, one_time_purchases, one_time_revenue, recurring_revenue
+        churn_rate, delinquency_churned
         from api.practice_metrics(%L, '2026-03-01', '2026-03-31') where category_id = %L $$, :'pq', :'trt'),
     $$ values (1::bigint, 1::bigint, 0::bigint, 100.00::numeric, 0::bigint, 1::bigint, 0::bigint, 1.0000::numeric,
-        1::bigint, 2::bigint, 290.00::numeric, 100.00::numeric) $$,
-    'TRT in March: members only; the lapse is churn; one-time revenue apart from MRR'
+        1::bigint) $$,
+    'TRT in March: members only; the lapse is churn (delinquency); MRR from the member alone'
 );
 select results_eq(
-    format($$ select active_at_start, active_at_end, mrr, new_members, canceled, one_time_purchases,
-        one_time_revenue, recurring_revenue
+    format($$ select active_at_start, active_at_end, mrr, new_members, canceled
         from api.practice_metrics(%L, '2026-03-01', '2026-03-31') where category_id = %L $$, :'pq', :'wl'),
-    $$ values (0::bigint, 0::bigint, 0.00::numeric, 0::bigint, 0::bigint, 2::bigint, 140.00::numeric, 0.00::numeric) $$,
-    'Weight Loss in March: one-time buyers only: no member, no MRR, their revenue'
+    $$ values (0::bigint, 0::bigint, 0.00::numeric, 0::bigint, 0::bigint) $$,
+    'Weight Loss in March: one-time buyers only: no member, no MRR, no new member'
 );
 select results_eq(
-    format($$ select mrr, canceled, delinquency_churned, one_time_purchases, one_time_revenue, recurring_revenue
+    format($$ select mrr, canceled, delinquency_churned
         from api.practice_metrics(%L, '2026-03-01', '2026-03-31') where category_id is null $$, :'pq'),
-    $$ values (100.00::numeric, 1::bigint, 1::bigint, 4::bigint, 430.00::numeric, 100.00::numeric) $$,
-    'the total row'
+    $$ values (100.00::numeric, 1::bigint, 1::bigint) $$,
+    'the total row of the metrics'
+);
+select results_eq(
+    format($$ select category_name, one_time_purchases, one_time_revenue, recurring_sales, recurring_revenue
+        from api.practice_revenue(%L, '2026-03-01', '2026-03-31')
+        where category_id in (%L, %L) or category_id is null order by category_id is null, category_name $$,
+        :'pq', :'trt', :'wl'),
+    $$ values ('TRT'::text, 2::bigint, 290.00::numeric, 1::bigint, 100.00::numeric),
+        ('Weight Loss', 2, 140.00, 0, 0.00),
+        ('All', 4, 430.00, 1, 100.00) $$,
+    'revenue in March: one-time purchases (Bob, Alice''s extra vial; Carl, Eve) apart from the recurring sale'
 );
 
 select * from finish();
