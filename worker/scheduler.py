@@ -177,18 +177,56 @@ class Scheduler:
         return dict(totals)
 
     async def mark_overdue(self) -> int | None:
-        """``private.mark_overdue_memberships`` when the schema has it."""
+        """The membership sweep (overdue, lapse), one practice at a time.
+
+        ``private.sweep_memberships`` runs each practice in its own subtransaction and returns
+        one row per practice; a practice whose data made it fail is logged here (and counted),
+        the others are done. Falls back to ``private.mark_overdue_memberships`` on a schema
+        without the per-practice sweep. Returns how many memberships became past due."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "select to_regprocedure(%s) is not null",
-                ("private.mark_overdue_memberships(timestamptz)",),
+                "select to_regprocedure(%s) is not null, to_regprocedure(%s) is not null",
+                (
+                    "private.sweep_memberships(timestamptz)",
+                    "private.mark_overdue_memberships(timestamptz)",
+                ),
             )
-            row = await cur.fetchone()
-            if not row or not row[0]:
+            found = await cur.fetchone()
+            if not found or not (found[0] or found[1]):
                 return None
-            cur = await conn.execute("select private.mark_overdue_memberships()")
-            row = await cur.fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+            if not found[0]:
+                cur = await conn.execute("select private.mark_overdue_memberships()")
+                row = await cur.fetchone()
+                return int(row[0]) if row and row[0] is not None else 0
+            cur = await conn.execute(
+                "select practice_id, practice_slug, marked_past_due, lapsed, error "
+                "from private.sweep_memberships()"
+            )
+            rows = await cur.fetchall()
+        past_due = sum(int(r[2]) for r in rows)
+        lapsed = sum(int(r[3]) for r in rows)
+        failed = [r for r in rows if r[4] is not None]
+        for practice_id, slug, _, _, error in failed:
+            self.counts["sweep_practice_failed"] += 1
+            log.error(
+                "membership sweep failed for one practice; the others were swept",
+                extra={
+                    "fields": {"practice_id": str(practice_id), "practice": slug, "error": error}
+                },
+            )
+        if past_due or lapsed or failed:
+            log.info(
+                "membership sweep",
+                extra={
+                    "fields": {
+                        "practices": len(rows),
+                        "past_due": past_due,
+                        "lapsed": lapsed,
+                        "failed_practices": len(failed),
+                    }
+                },
+            )
+        return past_due
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True when stopping."""

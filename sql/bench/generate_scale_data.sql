@@ -20,7 +20,12 @@
 --   * every invoice line's product belongs to the membership's programme, so no payment
 --     implies a membership that does not exist;
 --   * membership_events holds every status change those payments imply (first payment,
---     each failed recurring payment and the payment after it, the contract change).
+--     each failed recurring payment and the payment after it, the contract change);
+--   * a third of the patient x programme rows are one-time purchases (issue 14): every sale
+--     from a non-recurring source (QuickPay, Terminal, Invoice, API), 75 days or more apart
+--     (so even a practice that counts repeat purchases would not make them members), no
+--     contract, status one_time; as they have as many sales as a member has cycles, about a
+--     third of all sales are one-time purchases.
 -- Not generated: webhook_events / queue history (raw MX JSON columns are '{}').
 --
 -- Speed: plain (non-constraint) indexes and the foreign keys of the loaded tables are dropped,
@@ -301,29 +306,35 @@ begin
         select
             base.*,
             case
+                when bench.h(k, 27, 3) = 0 then 'one_time'
                 when bench.h(k, 8, 100) < 60 then 'active'
                 when bench.h(k, 8, 100) < 68 then 'past_due'
                 when bench.h(k, 8, 100) < 75 then 'paused'
                 else 'canceled'
             end as status,
             1 + floor(bench.h(k, 9, 1000000) / 1000000.0 * (2 * v_avg - 1))::integer as n0,
-            case when bench.h(k, 10, 10) = 0 then 'Quarterly' else 'Monthly' end as billing_interval,
+            case when bench.h(k, 10, 10) = 0 then 'Quarterly' else 'Monthly' end as billing_interval0,
             case bench.h(k, 11, 20) when 0 then 3 when 1 then 3 when 2 then 3 else 1 end as line_count0,
             bench.h(k, 12, 100) = 0 as refunded
         from base
     ),
     t as (
         select
-            s.i, s.k, s.pj, s.cat_idx, s.status, s.billing_interval, s.refunded, s.practice_id,
+            s.i, s.k, s.pj, s.cat_idx, s.status, s.refunded, s.practice_id,
+            case when s.status <> 'one_time' then s.billing_interval0 end as billing_interval,
             s.merchant_id,
             case when s.status = 'past_due' then greatest(s.n0, 2) else s.n0 end as n,
             case when s.line_count0 = 3 then 3 when bench.h(s.k, 13, 100) < 40 then 2 else 1 end as line_count,
-            case when s.billing_interval = 'Quarterly' then interval '3 months' else interval '1 month' end as step,
+            case
+                when s.status = 'one_time' then interval '75 days'
+                when s.billing_interval0 = 'Quarterly' then interval '3 months'
+                else interval '1 month'
+            end as step,
             -- time of the newest billing cycle (a decline for past_due)
             case
                 when s.status in ('active', 'past_due') then
                     v_now - make_interval(
-                        days => bench.h(s.k, 14, case when s.billing_interval = 'Quarterly' then 80 else 26 end),
+                        days => bench.h(s.k, 14, case when s.billing_interval0 = 'Quarterly' then 80 else 26 end),
                         mins => bench.h(s.k, 15, 1440)
                     )
                 else v_now - make_interval(days => 30 + bench.h(s.k, 14, 1400), mins => bench.h(s.k, 15, 1440))
@@ -351,7 +362,7 @@ begin
         gen_random_uuid() as membership_id,
         (
             select max(c) from generate_series(2, u.n - 2) as c
-            where bench.declined_mid_life(u.pay_base + c, c, u.n)
+            where u.status <> 'one_time' and bench.declined_mid_life(u.pay_base + c, c, u.n)
         ) as mid_last_decline,
         pt.id as patient_id,
         c.category_id,
@@ -387,7 +398,8 @@ begin
         c as cycle,
         bm.pay_base + c as id,
         bm.last_at - bm.step * (bm.n - c) as at,
-        (c = bm.n and bm.status = 'past_due') or bench.declined_mid_life(bm.pay_base + c, c, bm.n) as declined
+        (c = bm.n and bm.status = 'past_due')
+        or (bm.status <> 'one_time' and bench.declined_mid_life(bm.pay_base + c, c, bm.n)) as declined
     from bm cross join lateral generate_series(1, bm.n) as c;
     get diagnostics v_rows = row_count;
     return query select 'billing cycles staged', v_rows, bench.since(v_started);
@@ -404,7 +416,11 @@ begin
         c.id, bm.practice_id, bm.merchant_id, bm.patient_id, null,
         case when c.declined then 'Declined' when c.at > v_now - interval '3 days' then 'Approved' else 'Settled' end,
         'Sale',
-        case when c.cycle = 1 then (array['QuickPay', 'Invoice', 'API'])[1 + bench.h(c.id, 18, 3)] else 'Recurring' end,
+        case
+            when bm.status = 'one_time' then (array['QuickPay', 'Terminal', 'Invoice', 'API'])[1 + bench.h(c.id, 18, 4)]
+            when c.cycle = 1 then (array['QuickPay', 'Invoice', 'API'])[1 + bench.h(c.id, 18, 3)]
+            else 'Recurring'
+        end,
         'Card', bm.amount, 0, 0,
         case when bm.refunded and c.cycle = 1 then bm.prices[1] else 0 end,
         case when c.declined or c.at > v_now - interval '3 days' then 0 else bm.amount end,
@@ -444,7 +460,7 @@ begin
     select
         c.id, bm.practice_id, bm.merchant_id, bm.patient_id, c.id::text,
         case when c.declined then 'Unpaid' else 'Paid' end,
-        'Sale', case when c.cycle = 1 then 'QuickPay' else 'Recurring' end,
+        'Sale', case when c.cycle = 1 or bm.status = 'one_time' then 'QuickPay' else 'Recurring' end,
         c.id::text, 'Due on receipt', bm.amount, bm.amount, 0, 0,
         case when c.declined then bm.amount else 0 end,
         case when c.declined then 0 else bm.amount end,
@@ -500,7 +516,8 @@ begin
         case when bm.status in ('active', 'past_due') then (bm.last_at + bm.step)::date end,
         bm.last_at::date, bm.status = 'past_due', 'USD', '{}', v_now - interval '1 hour',
         bm.first_at, v_now - interval '1 hour'
-    from bm;
+    from bm
+    where bm.status <> 'one_time';
     get diagnostics v_rows = row_count;
     return query select 'contracts', v_rows, bench.since(v_started);
 
@@ -510,7 +527,7 @@ begin
         last_paid_at, next_billing_on, canceled_at, amount, billing_interval, contract_id, product_names,
         payment_status, payment_evidence_at, contract_status, contract_status_changed_at,
         google_review_submitted, google_review_at, referral_source, fulfillment, notes, created_at,
-        updated_at, patient_name_key
+        updated_at, patient_name_key, recurring_since, billing_period, billing_period_source
     )
     select
         bm.membership_id, bm.practice_id, bm.patient_id, bm.category_id, bm.status,
@@ -525,12 +542,12 @@ begin
         case when bm.status = 'past_due' then bm.last_at - bm.step else bm.last_at end,
         case when bm.status in ('active', 'past_due') then (bm.last_at + bm.step)::date end,
         case when bm.status = 'canceled' then bm.changed_at end,
-        bm.amount, bm.billing_interval, bm.k,
+        bm.amount, bm.billing_interval, case when bm.status <> 'one_time' then bm.k end,
         array(select x from unnest(bm.product_names) as x order by x),
         case when bm.status = 'past_due' then 'past_due' else 'active' end,
         bm.last_at,
-        bm.contract_status,
-        coalesce(bm.changed_at, bm.first_at),
+        case when bm.status <> 'one_time' then bm.contract_status end,
+        case when bm.status <> 'one_time' then coalesce(bm.changed_at, bm.first_at) end,
         bench.h(bm.k, 23, 10) < 3,
         case when bench.h(bm.k, 23, 10) < 3 then bm.first_at + interval '5 days' end,
         (array['online', 'refer_a_friend', 'other', null, null])[1 + bench.h(bm.k, 24, 5)],
@@ -538,7 +555,11 @@ begin
         case when bench.h(bm.k, 26, 20) = 0 then 'Prefers a call in the morning' end,
         bm.first_at + interval '1 minute',
         v_now - interval '1 hour',
-        bm.name_key
+        bm.name_key,
+        -- the first Recurring-source payment is the second cycle (the first is QuickPay/...)
+        case when bm.status <> 'one_time' and bm.n >= 2 then bm.first_at + bm.step end,
+        case when bm.status <> 'one_time' then bm.step end,
+        case when bm.status <> 'one_time' then 'contract' end
     from bm;
     get diagnostics v_rows = row_count;
     return query select 'memberships', v_rows, bench.since(v_started);
@@ -551,8 +572,9 @@ begin
     select e.practice_id, e.membership_id, e.old_status, e.new_status, e.source, e.evidence_at,
         e.evidence_at + interval '1 minute'
     from (
-        -- the first payment
-        select bm.practice_id, bm.membership_id, null as old_status, 'active' as new_status,
+        -- the first payment (a one-time purchase: says so, issue 14)
+        select bm.practice_id, bm.membership_id, null as old_status,
+            case when bm.status = 'one_time' then 'one_time' else 'active' end as new_status,
             'payment' as source, bm.first_at as evidence_at
         from bm
         union all
@@ -568,7 +590,7 @@ begin
             case when bm.status = 'past_due' then 'payment' else 'contract' end,
             coalesce(bm.changed_at, bm.last_at)
         from bm
-        where bm.status <> 'active'
+        where bm.status not in ('active', 'one_time')
     ) as e;
     get diagnostics v_rows = row_count;
     return query select 'membership events', v_rows, bench.since(v_started);

@@ -10,7 +10,9 @@
 --                 pgmq archive rows of mx_ingest and mx_ingest_dlq after 7 days. Small batches
 --                 often, rather than one long delete, so no long transaction holds back vacuum
 --                 (12 batches an hour: up to 60000 rows a table an hour).
---   mx-overdue    hourly at :07, private.mark_overdue_memberships() when the schema has it.
+--   mx-overdue    hourly at :07, private.mark_overdue_memberships() when the schema has it
+--                 (the membership sweep: overdue and lapse, practice by practice; a practice
+--                 that fails is raised as a WARNING in the job's log, the others are swept).
 -- Reconciliation and contract sync need HTTP calls to MX Merchant (paging, Basic auth,
 -- backoff): they are not scheduled here (pg_net is not used for them). The worker's own
 -- scheduler inside `python -m worker run` always runs them (docs/sync.md); it also prunes

@@ -375,13 +375,14 @@ select set_eq(
         -- retention and overdue sweep (20261129110200_create_retention.sql)
         'private.prune_retention(integer,integer,integer,timestamp with time zone)',
         'private.mark_overdue_memberships(timestamp with time zone)',
+        'private.sweep_memberships(timestamp with time zone)',
         -- alerts (20261129120000_create_alert_signals.sql)
         'private.queue_depths()',
         'private.alert_signals(double precision,double precision)',
         'private.alert_claim(text,text,text,text,integer)',
         'private.alert_release(text,text,text)'
     ],
-    'mx_worker may execute exactly the 21 procedures the migrations grant it'
+    'mx_worker may execute exactly the 22 procedures the migrations grant it'
 );
 
 select is_empty(

@@ -3,16 +3,12 @@ the dashboard API shows, read as a member of the practice exactly as PostgREST d
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import psycopg
 import pytest
 
 from mxstandin.server import StandinHandle
-from scripts import localdb
 from tests.support.merchants import Merchant, onboard
-from tests.support.pipeline import drain, ingest, worker_settings
+from tests.support.pipeline import as_member, drain, ingest, worker_settings
 from worker.commands.sync import sync_context
 from worker.sync import Account, sync_contracts
 
@@ -31,24 +27,6 @@ def merchant(db_url: str, standin: StandinHandle) -> Merchant:
             (account.practice_id,),
         )
     return account
-
-
-def as_member(db_url: str, practice_id: uuid.UUID, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """Run ``sql`` as a staff member of the practice: role and JWT claims as PostgREST sets."""
-    user_id = uuid.uuid4()
-    with psycopg.connect(db_url) as conn:
-        conn.execute(
-            "insert into auth.users (id, email) values (%s, %s)", (user_id, f"{user_id}@x.test")
-        )
-        conn.execute(
-            "insert into app.practice_members (practice_id, user_id, role) "
-            "values (%s, %s, 'staff')",
-            (practice_id, user_id),
-        )
-        conn.commit()
-        with conn.transaction():
-            localdb.act_as_user(conn, user_id)
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
 async def test_the_dashboard_shows_what_mx_sent(

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from scripts import localdb
-from tests.private_postgres import private_postgres
+from tests.support.private_postgres import private_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "sql" / "ops" / "create_login_roles.sql"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from mxstandin.server import StandinHandle
-from tests.conftest import create_merchant, onboard
-from tests.pipeline import drain, ingest, query, worker_settings
+from tests.support.merchants import create_merchant, onboard
+from tests.support.pipeline import drain, ingest, query, worker_settings
 from worker.__main__ import main
 
 TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}

@@ -292,7 +292,11 @@ def test_subscriptions_subscribe_list_remove(
     assert [r["outcome"] for r in again] == ["duplicate", "duplicate", "duplicate", "created"]
     subs = standin.state.subscriptions_for(1000077001)
     assert len(subs) == 4
-    assert all(s["sources"] == "QuickPay,API,Recurring,Invoice,Customer,Terminal" for s in subs)
+    assert all(
+        s["sources"]
+        == "QuickPay,Customer,Invoice,Recurring,Order,MXExpress,MXRetail,API,Terminal,Rekey"
+        for s in subs
+    )
     assert all(s["threshold"] in ("0", "0.00") for s in subs)
 
     listed = run_json(capsys, "subscriptions", "list", "--mx-merchant-id", "1000077001")

@@ -105,12 +105,20 @@ async def test_contract_status_reaches_memberships(
         "select new_status, source from app.membership_events "
         "where new_status <> 'active' order by id",
     )
-    assert events == [("paused", "contract"), ("canceled", "contract")]
+    # each contract's first charge came from a non-recurring source: a one-time purchase
+    # until the first contract sync showed the contract billing it (issue 14)
+    assert events == [
+        ("one_time", "payment"),
+        ("one_time", "payment"),
+        ("one_time", "payment"),
+        ("paused", "contract"),
+        ("canceled", "contract"),
+    ]
 
     # the same sync again changes nothing
     third = await contracts(settings, merchant)
     assert third.status == "succeeded"
-    assert query(db_url, "select count(*) from app.membership_events") == [(5,)]
+    assert query(db_url, "select count(*) from app.membership_events") == [(8,)]
 
 
 async def test_contract_payments_never_delivered_are_queued_then_linked(

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from mxstandin.server import StandinHandle
-from tests.conftest import Merchant, onboard
-from tests.pipeline import drain, ingest, query, worker_settings
+from tests.support.merchants import Merchant, onboard
+from tests.support.pipeline import drain, ingest, query, worker_settings
 
 TRT = {"product_name": "Testosterone Cypionate 200mg/ml", "price": "150"}
 

@@ -153,7 +153,7 @@ async def test_attempts_are_counted_by_the_project_and_exhausted(
 async def test_refund_before_its_sale_converges(
     db_url: str, standin: StandinHandle, merchant: Merchant
 ) -> None:
-    created = sale(standin, merchant, lines=[TRT, BPC])
+    created = sale(standin, merchant, lines=[TRT, BPC], source="Recurring")
     sale_id = created["payment"]["id"]  # type: ignore[index]
     refund = standin.state.create_refund(sale_id, amount="31.12")
 

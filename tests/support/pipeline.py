@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from scripts import localdb
 from worker.consumer import Consumer
 from worker.settings import WorkerSettings
 
@@ -99,3 +101,21 @@ def query(
 ) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url, connect_timeout=connect_timeout) as conn:
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+def as_member(db_url: str, practice_id: uuid.UUID, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """Run ``sql`` as a staff member of the practice: role and JWT claims as PostgREST sets."""
+    user_id = uuid.uuid4()
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "insert into auth.users (id, email) values (%s, %s)", (user_id, f"{user_id}@x.test")
+        )
+        conn.execute(
+            "insert into app.practice_members (practice_id, user_id, role) "
+            "values (%s, %s, 'staff')",
+            (practice_id, user_id),
+        )
+        conn.commit()
+        with conn.transaction():
+            localdb.act_as_user(conn, user_id)
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]

@@ -355,7 +355,10 @@ async def test_subscription_duplicate_counts_as_done(
     assert sorted(s.event_type or "" for s in subs) == ["PaymentSuccess", "RefundCreated"]
     stored = standin.state.subscriptions_for(mid)
     body = next(s for s in stored if s["eventType"] == "PaymentSuccess")
-    assert body["sources"] == "QuickPay,API,Recurring,Invoice,Customer,Terminal"
+    assert (
+        body["sources"]
+        == "QuickPay,Customer,Invoice,Recurring,Order,MXExpress,MXRetail,API,Terminal,Rekey"
+    )
     assert body["sendWebhook"] is True
     assert body["callbackUrl"] == url
 

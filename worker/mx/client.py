@@ -54,7 +54,10 @@ log = logging.getLogger(__name__)
 
 PRODUCTION_BASE_URL = "https://api.mxmerchant.com/checkout/v3"
 SANDBOX_BASE_URL = "https://sandbox.api.mxmerchant.com/checkout/v3"
-DEFAULT_SOURCES = "QuickPay,API,Recurring,Invoice,Customer,Terminal"
+# Every payment source MX Merchant offers a subscription (a source left out is only seen at the
+# next reconcile): QuickPay, Customer (portal), Invoice, Recurring, Order, MXExpress, MXRetail,
+# API, Terminal, Rekey.
+DEFAULT_SOURCES = "QuickPay,Customer,Invoice,Recurring,Order,MXExpress,MXRetail,API,Terminal,Rekey"
 
 PermanentKind = Literal[
     "not_found", "invalid_credentials", "unauthorized", "validation", "bad_response"
