@@ -242,7 +242,12 @@ def test_sigterm_stops_the_worker_cleanly(
     for _ in range(6):
         ingest(db_url, merchant.token, sale(standin, merchant, lines=[TRT])["webhook"])  # type: ignore[arg-type]
     proc = _worker_process(db_url, standin.base_url)
-    time.sleep(1.5)
+    # SIGTERM once the worker is working (has claimed an event): a fixed sleep raced the
+    # interpreter's start-up on a loaded machine (the signal came before the handler)
+    deadline = time.monotonic() + 30
+    while query(db_url, "select count(*) from app.webhook_events where attempts > 0") == [(0,)]:
+        assert time.monotonic() < deadline, "the worker claimed nothing in 30 s"
+        time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == 0, stderr.decode()

@@ -219,7 +219,8 @@ def _clean(value: Any, depth: int) -> Any:
 
 def _clean_top(obj: dict[str, Any]) -> dict[str, Any]:
     verbatim = {"merchantId": _MERCHANT_ID}
-    if obj.get("eventType") in PAYMENT_EVENT_TYPES:
+    event_type = obj.get("eventType")
+    if isinstance(event_type, str) and event_type in PAYMENT_EVENT_TYPES:
         verbatim["id"] = _PAYMENT_ID
     cleaned: dict[str, Any] = {}
     for key, value in obj.items():
