@@ -78,7 +78,31 @@ begin
     if p_rate <= 0 then
         return 0;
     end if;
-    -- a shard with a token that no concurrent request holds
+    -- take a token from a shard that has one and that no concurrent request holds
+    update app.webhook_token_buckets as b
+    set tokens = least(v_cap, b.tokens + greatest(0, extract(epoch from now() - b.updated_at)) * v_rate) - 1,
+        updated_at = greatest(b.updated_at, now())
+    where b.token_id = p_token_id
+        and b.shard = (
+            select f.shard
+            from app.webhook_token_buckets as f
+            where f.token_id = p_token_id
+                and f.shard < v_shards
+                and least(v_cap, f.tokens + extract(epoch from now() - f.updated_at) * v_rate) >= 1
+            order by f.shard
+            limit 1
+            for update skip locked
+        )
+    returning b.shard into v_shard;
+    if v_shard is not null then
+        return 0;
+    end if;
+    -- the token's first request (or more shards since its settings changed): full shards
+    insert into app.webhook_token_buckets (token_id, shard, tokens, updated_at)
+    select p_token_id, s.n, v_cap, now()
+    from generate_series(0, v_shards - 1) as s (n)
+    on conflict (token_id, shard) do nothing;
+    -- then wait for a held shard that may still have a token once its holder commits
     select b.shard into v_shard
     from app.webhook_token_buckets as b
     where b.token_id = p_token_id
@@ -86,23 +110,7 @@ begin
         and least(v_cap, b.tokens + extract(epoch from now() - b.updated_at) * v_rate) >= 1
     order by b.shard
     limit 1
-    for update skip locked;
-    if v_shard is null then
-        -- the token's first request (or more shards since its settings changed): full shards
-        insert into app.webhook_token_buckets (token_id, shard, tokens, updated_at)
-        select p_token_id, s.n, v_cap, now()
-        from generate_series(0, v_shards - 1) as s (n)
-        on conflict (token_id, shard) do nothing;
-        -- then wait for a held shard that may still have a token once its holder commits
-        select b.shard into v_shard
-        from app.webhook_token_buckets as b
-        where b.token_id = p_token_id
-            and b.shard < v_shards
-            and least(v_cap, b.tokens + extract(epoch from now() - b.updated_at) * v_rate) >= 1
-        order by b.shard
-        limit 1
-        for update;
-    end if;
+    for update;
     if v_shard is not null then
         update app.webhook_token_buckets as b
         set tokens = least(v_cap, b.tokens + greatest(0, extract(epoch from now() - b.updated_at)) * v_rate) - 1,
