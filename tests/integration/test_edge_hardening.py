@@ -151,19 +151,17 @@ def test_a_flood_of_rejected_bodies_stores_a_bounded_amount(
             assert response.status_code == 400
     with psycopg.connect(db_url) as conn:
         stored = conn.execute(
-            "select count(*), max(length(raw_body)), sum(pg_column_size(e.*)),"
-            " bool_and(raw_body_bytes = 64000 + length('not json  ') + length(id::text) - 1)"
+            "select count(*), max(length(raw_body)), sum(pg_column_size(e.*))"
             " from app.webhook_events as e where status = 'rejected'"
         ).fetchone()
+        assert stored is not None
+        count, longest, size = stored
+        assert count == 20
+        assert longest == 2048
+        assert size < 20 * 4096  # ~3 KB a row, not 64 KB
         counted = conn.execute(
             "select sum(stored), sum(not_stored) from app.webhook_reject_counts"
         ).fetchone()
-    assert stored is not None
-    assert counted is not None
-    count, longest, size, _ = stored
-    assert count == 20
-    assert longest == 2048
-    assert size < 20 * 4096  # ~3 KB a row, not 64 KB
     assert counted == (20, 40)
 
 
