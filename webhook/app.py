@@ -1,10 +1,13 @@
 """The Litestar app: ``create_app(settings)``.
 
-``POST /webhooks/mx/{token}``: size check -> rate limit -> parse -> one SQL call
-(``private.ingest_webhook``) -> status. ``/healthz``, ``/readyz``, ``/metrics`` and the
-OpenAPI schema (``/schema/openapi.json``) beside it. The psycopg pool belongs to the app
-lifespan and is opened without waiting, so the app starts while the database is down and
-recovers when it comes back.
+``POST /webhooks/mx/{token}``: size check -> per-address rate limit -> parse -> one SQL call
+(``private.ingest_webhook``: the per-token rate limit, shared by every process, then record
+and queue) -> status. ``/healthz``, ``/readyz`` and the OpenAPI schema
+(``/schema/openapi.json``) beside it. Prometheus ``/metrics`` is served on an address of its
+own (``WEBHOOK_METRICS_HOST``/``WEBHOOK_METRICS_PORT``, loopback by default), never on the
+public port. The psycopg pool and the metrics endpoint belong to the app lifespan; the pool
+is opened without waiting, so the app starts while the database is down and recovers when it
+comes back.
 """
 
 from __future__ import annotations
@@ -34,19 +37,24 @@ from litestar.openapi.spec import (
 )
 from litestar.params import PathParameter
 from litestar.types import ExceptionHandlersMap
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as prometheus_text
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
-from webhook.payload import MxWebhookPayload, event_type_label, mask_card_numbers, parse_body
-from webhook.ratelimit import RateLimiter, token_key
+from common.masking import mask_card_numbers
+from common.metrics_server import MetricsServer, start_metrics_server
+from webhook.payload import MxWebhookPayload, event_type_label, parse_body
+from webhook.ratelimit import TokenBuckets, token_key
 from webhook.settings import Settings
 
 log = logging.getLogger("webhook")
 
-INGEST_SQL: Final = "select outcome, event_id from private.ingest_webhook(%s, %s, %s, %s)"
+INGEST_SQL: Final = (
+    "select outcome, event_id, retry_after_seconds"
+    " from private.ingest_webhook(%s, %s, %s, %s, %s, %s, %s)"
+)
 # Pooled connections idle at least this long are checked (a round trip) before use.
 POOL_CHECK_AFTER_IDLE_SECONDS: Final = 1.0
 
@@ -200,9 +208,10 @@ class Runtime:
     """What the handlers share; the pool is set by the lifespan."""
 
     settings: Settings
-    limiter: RateLimiter
+    limiter: TokenBuckets
     metrics: Metrics
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+    metrics_server: MetricsServer | None = None
 
 
 class _CheckWhenIdle:
@@ -257,12 +266,10 @@ def create_app(settings: Settings) -> Litestar:
     """Build the webhook app; the connection pool opens with the app's lifespan."""
     runtime = Runtime(
         settings=settings,
-        limiter=RateLimiter(
-            rate_per_token=settings.webhook_rate_per_token,
-            burst_per_token=settings.webhook_burst_per_token,
-            rate_per_address=settings.webhook_rate_per_address,
-            burst_per_address=settings.webhook_burst_per_address,
-            max_keys=settings.webhook_rate_limit_max_keys,
+        limiter=TokenBuckets(
+            settings.webhook_rate_per_address,
+            settings.webhook_burst_per_address,
+            settings.webhook_rate_limit_max_keys,
         ),
         metrics=Metrics(),
     )
@@ -274,14 +281,34 @@ def create_app(settings: Settings) -> Litestar:
         await pool.open(wait=False)  # start even when the database is down
         runtime.pool = pool
         app.state.pool = pool
+        # each server process serves its own metrics, on the first free port of its range
+        runtime.metrics_server = start_metrics_server(
+            runtime.metrics.registry,
+            settings.webhook_metrics_port,
+            settings.webhook_metrics_host,
+            tries=settings.webhook_workers,
+            service="webhook",
+        )
         try:
             yield
         finally:
             runtime.pool = None
+            if runtime.metrics_server is not None:
+                runtime.metrics_server.close()
+                runtime.metrics_server = None
             await pool.close(timeout=2.0)
 
     def unavailable(message: str) -> Response[dict[str, Any]]:
         return _error(503, "database_unavailable", message, retry_after)
+
+    def rate_limited(wait: float) -> Response[dict[str, Any]]:
+        seconds = max(1, math.ceil(wait))
+        return _error(
+            429,
+            "rate_limited",
+            f"too many requests; retry in {seconds} s",
+            {"Retry-After": str(seconds)},
+        )
 
     @post(
         "/webhooks/mx/{token:str}",
@@ -300,7 +327,10 @@ def create_app(settings: Settings) -> Litestar:
             404: _error_spec("Unknown or retired token (nothing stored)."),
             413: _error_spec("Body larger than WEBHOOK_MAX_BODY_BYTES."),
             422: _error_spec("Required fields missing or invalid (stored as rejected)."),
-            429: _error_spec("Rate limited.", retry_after=True),
+            429: _error_spec(
+                "Rate limited (per client address, or per token across every process).",
+                retry_after=True,
+            ),
             503: _error_spec("Database unavailable; retry later.", retry_after=True),
         },
         tags=["webhooks"],
@@ -350,18 +380,9 @@ def create_app(settings: Settings) -> Litestar:
                 _error(413, "body_too_large", f"body is larger than {limit} bytes"), "too_large"
             )
 
-        wait = runtime.limiter.check(fields["client"], token_key(token))
+        wait = runtime.limiter.take(fields["client"])
         if wait > 0:
-            seconds = max(1, math.ceil(wait))
-            return done(
-                _error(
-                    429,
-                    "rate_limited",
-                    f"too many requests; retry in {seconds} s",
-                    {"Retry-After": str(seconds)},
-                ),
-                "rate_limited",
-            )
+            return done(rate_limited(wait), "rate_limited")
 
         parsed = parse_body(body)
         event_type = parsed.event_type
@@ -384,6 +405,9 @@ def create_app(settings: Settings) -> Litestar:
                         Jsonb(parsed.payload) if parsed.payload is not None else None,
                         parsed.raw_body,
                         parsed.problem,
+                        settings.webhook_rate_per_token,
+                        settings.webhook_burst_per_token,
+                        settings.webhook_rejects_per_hour,
                     ),
                 )
                 row = await cursor.fetchone()
@@ -395,7 +419,9 @@ def create_app(settings: Settings) -> Litestar:
         outcome, event_id = str(row[0]), row[1]
         fields["event_id"] = event_id
 
-        if outcome == "unknown_token":
+        if outcome == "rate_limited":  # the token's shared bucket is empty: nothing stored
+            response = rate_limited(float(row[2] or 1.0))
+        elif outcome == "unknown_token":
             response = _error(
                 404, "unknown_token", "no active merchant account has this callback URL"
             )
@@ -439,10 +465,6 @@ def create_app(settings: Settings) -> Litestar:
             return unavailable("the database is unavailable")
         return _json(200, {"status": "ready"})
 
-    @get("/metrics", include_in_schema=False)
-    async def metrics() -> Response[bytes]:
-        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST, status_code=200)
-
     def http_error(request: Request[Any, Any, State], exc: HTTPException) -> Response[Any]:
         slug = re.sub(r"[^a-z]+", "_", (exc.detail or "error").lower()).strip("_") or "error"
         return _error(exc.status_code, slug, exc.detail, exc.headers)
@@ -465,7 +487,7 @@ def create_app(settings: Settings) -> Litestar:
         Exception: internal_error,
     }
     return Litestar(
-        route_handlers=[receive_webhook, healthz, readyz, metrics],
+        route_handlers=[receive_webhook, healthz, readyz],
         lifespan=[pool_lifespan],
         exception_handlers=exception_handlers,
         logging_config=None,

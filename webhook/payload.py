@@ -3,7 +3,9 @@
 MX Merchant posts a flat JSON object whose values are all strings; missing values arrive as
 ``""`` or ``null``; unknown keys are allowed and kept. ``parse_body`` turns raw bytes into what
 ``private.ingest_webhook`` needs: the (masked) payload, the problem when the body is unusable,
-and the raw body text to keep with a rejected event.
+and the raw body text to keep with a rejected event. Masking (``common.masking``) covers every
+client value: keys, strings, numbers, the raw body, and merchantId/id unless they are MX ids of
+at most 12 digits.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from common.masking import mask_card_numbers, mask_number
+
 PAYMENT_EVENT_TYPES: Final = frozenset({"PaymentSuccess", "PaymentFail", "RefundCreated"})
 KNOWN_EVENT_TYPES: Final = PAYMENT_EVENT_TYPES | frozenset(
     {
@@ -37,12 +41,15 @@ KNOWN_EVENT_TYPES: Final = PAYMENT_EVENT_TYPES | frozenset(
     }
 )
 MAX_DEPTH: Final = 32
-# MX ids are bigint in the database; the SQL accepts 1 to 18 digits.
-_MX_ID = re.compile(r"[0-9]{1,18}")
-# 13 or more digits, optionally separated by single spaces or dashes: a possible card number.
-_CARD_LIKE = re.compile(r"\d(?:[ -]?\d){12,}")
-# Top-level keys whose digit-only values are MX ids the pipeline needs verbatim.
-_ID_KEYS: Final = frozenset({"id", "merchantId"})
+MAX_EVENT_TYPE_LENGTH: Final = 64
+# merchantId: MX merchant ids have 10 digits; at most 12 are accepted (private.ingest_webhook
+# checks the same), since 13 to 19 digits may be a card number, which is never kept verbatim.
+MAX_MERCHANT_ID_DIGITS: Final = 12
+_MERCHANT_ID = re.compile(rf"[0-9]{{1,{MAX_MERCHANT_ID_DIGITS}}}")
+# A payment event's id is MX's payment id (16 digits in MX's examples; bigint in the database):
+# the one value kept verbatim at any length up to 18 digits, because the worker fetches
+# GET /payment/{id} with it. Every other id-like value (the id of a non-payment event) is masked.
+_PAYMENT_ID = re.compile(r"[0-9]{1,18}")
 
 EXAMPLE: Final[dict[str, str]] = {
     "eventType": "PaymentSuccess",
@@ -76,7 +83,9 @@ class MxWebhookPayload(BaseModel):
     the payment id (digits). Any other key (xmid, dba, invoiceId, invoiceNumber,
     transactionDate, localDate, transactionTypeName, paymentType, card, pan4, totalAmount,
     responseCode, responseMessage, customer, source, ...) is accepted and stored as sent,
-    except that any run of 13 or more digits is masked to its last four.
+    except that any run of 13 or more digits (whatever separates them) is masked to its last
+    four, except a payment event's ``id`` (MX's payment id, up to 18 digits). ``merchantId``
+    has at most 12 digits: a longer one is refused (and stored masked).
     """
 
     model_config = ConfigDict(
@@ -92,7 +101,7 @@ class MxWebhookPayload(BaseModel):
     )
     merchant_id: str = Field(
         alias="merchantId",
-        pattern=r"^[0-9]{1,18}$",
+        pattern=rf"^[0-9]{{1,{MAX_MERCHANT_ID_DIGITS}}}$",
         description="The MX merchant id; must belong to the token in the callback URL.",
         examples=["1000012345"],
     )
@@ -120,12 +129,14 @@ class MxWebhookPayload(BaseModel):
             raise _problem("{field} must be a string", "eventType")
         if not value.strip():
             raise _problem("{field} is blank", "eventType")
+        if len(value) > MAX_EVENT_TYPE_LENGTH:
+            raise _problem("{field} is longer than 64 characters", "eventType")
         return value
 
     @field_validator("merchant_id", mode="before")
     @classmethod
     def _check_merchant_id(cls, value: object) -> str:
-        return _mx_id(value, "merchantId", required=True) or ""
+        return _mx_id(value, "merchantId", _MERCHANT_ID, MAX_MERCHANT_ID_DIGITS) or ""
 
     @field_validator("id", mode="before")
     @classmethod
@@ -140,20 +151,22 @@ class MxWebhookPayload(BaseModel):
                 "id (payment id) is required for {event_type}",
                 {"event_type": event_type},
             )
-        return _mx_id(value, "id (payment id)", required=True)
+        return _mx_id(value, "id (payment id)", _PAYMENT_ID, 18)
 
 
-def _mx_id(value: object, field: str, *, required: bool) -> str | None:
+def _mx_id(value: object, field: str, pattern: re.Pattern[str], digits: int) -> str | None:
     if value is None or value == "":
-        if required:
-            raise _problem("{field} is missing", field)
-        return None
+        raise _problem("{field} is missing", field)
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         raise _problem("{field} must be digits", field)
-    if not _MX_ID.fullmatch(value):
-        raise _problem("{field} must be at most 18 digits", field)
+    if not pattern.fullmatch(value):
+        raise PydanticCustomError(
+            "mx_payload",
+            "{field} must be at most {digits} digits",
+            {"field": field, "digits": digits},
+        )
     return value
 
 
@@ -178,17 +191,6 @@ class _Unstorable(ValueError):
     """A JSON value Postgres cannot store (NUL, unpaired surrogate, too deep)."""
 
 
-def mask_card_numbers(text: str) -> str:
-    """Mask every run of 13+ digits (spaces and dashes between digits ignored) to its last
-    four digits, so no full card number is stored or logged."""
-
-    def _mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ -]", "", match.group(0))
-        return "*" * (len(digits) - 4) + digits[-4:]
-
-    return _CARD_LIKE.sub(_mask, text)
-
-
 def _clean_text(text: str) -> str:
     if "\x00" in text:
         raise _Unstorable("body contains a NUL character (\\u0000), which cannot be stored")
@@ -207,7 +209,7 @@ def _clean(value: Any, depth: int) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
-        return mask_card_numbers(str(value)) if abs(value) >= 10**12 else value
+        return mask_number(value)
     if isinstance(value, list):
         return [_clean(item, depth + 1) for item in value]
     if isinstance(value, dict):
@@ -216,9 +218,14 @@ def _clean(value: Any, depth: int) -> Any:
 
 
 def _clean_top(obj: dict[str, Any]) -> dict[str, Any]:
+    verbatim = {"merchantId": _MERCHANT_ID}
+    event_type = obj.get("eventType")
+    if isinstance(event_type, str) and event_type in PAYMENT_EVENT_TYPES:
+        verbatim["id"] = _PAYMENT_ID
     cleaned: dict[str, Any] = {}
     for key, value in obj.items():
-        if key in _ID_KEYS and isinstance(value, str) and _MX_ID.fullmatch(value):
+        pattern = verbatim.get(key)
+        if pattern is not None and isinstance(value, str) and pattern.fullmatch(value):
             cleaned[key] = value
         else:
             cleaned[_clean_text(key)] = _clean(value, 1)

@@ -1,4 +1,9 @@
-"""In-process token buckets (one limiter per key kind: callback token, client address).
+"""In-process token buckets: the per-address limit of one webhook process.
+
+The per-token limit is not here: it is enforced in Postgres by ``private.ingest_webhook``
+(``private.take_webhook_token``), where every webhook process and host meet, so N processes do
+not multiply it. The per-address limit stays in each process (a cheap first line against one
+noisy client; with N processes it allows up to N times the rate).
 
 A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens a second; a request
 takes one. Buckets live in insertion order of their last use, so the least recently used
@@ -62,26 +67,5 @@ class TokenBuckets:
 
 
 def token_key(token: str) -> str:
-    """Key (and log-safe fingerprint) of a callback token: a sha256 prefix, never the token."""
+    """Log-safe fingerprint of a callback token: a sha256 prefix, never the token."""
     return hashlib.sha256(token.encode("utf-8", errors="replace")).hexdigest()[:16]
-
-
-class RateLimiter:
-    """Per-address and per-token limits; a request must pass both."""
-
-    def __init__(
-        self,
-        *,
-        rate_per_token: float,
-        burst_per_token: int,
-        rate_per_address: float,
-        burst_per_address: int,
-        max_keys: int = 10000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.per_token = TokenBuckets(rate_per_token, burst_per_token, max_keys, clock)
-        self.per_address = TokenBuckets(rate_per_address, burst_per_address, max_keys, clock)
-
-    def check(self, address: str, token_hash: str) -> float:
-        """0 when allowed, else the seconds to wait (the longer of the two limits)."""
-        return max(self.per_address.take(address), self.per_token.take(token_hash))

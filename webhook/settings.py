@@ -19,15 +19,38 @@ class Settings(BaseSettings):
     )
     webhook_max_body_bytes: int = Field(65536, gt=0, description="Larger bodies get 413.")
     webhook_rate_per_token: float = Field(
-        50.0, ge=0, description="Requests per second per callback token (0 disables)."
+        50.0,
+        ge=0,
+        description="Requests per second per callback token (0 disables), enforced in Postgres: "
+        "the limit holds across every webhook process and host.",
     )
     webhook_burst_per_token: int = Field(100, ge=1, description="Burst size per callback token.")
+    webhook_rejects_per_hour: int = Field(
+        100,
+        ge=0,
+        description="Rejected requests stored per merchant account an hour (0: no cap); the "
+        "rest are counted in app.webhook_reject_counts, not stored.",
+    )
     webhook_rate_per_address: float = Field(
-        200.0, ge=0, description="Requests per second per client address (0 disables)."
+        200.0,
+        ge=0,
+        description="Requests per second per client address, per process (0 disables).",
     )
     webhook_burst_per_address: int = Field(400, ge=1, description="Burst size per client address.")
     webhook_rate_limit_max_keys: int = Field(
-        10000, ge=1, description="Most token buckets kept per limiter; idle ones are evicted first."
+        10000, ge=1, description="Most address buckets kept per process; idle ones evicted first."
+    )
+    webhook_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address of the Prometheus /metrics endpoint (loopback by default; never the "
+        "webhook's public port).",
+    )
+    webhook_metrics_port: int = Field(
+        9465,
+        ge=0,
+        le=65535,
+        description="Port of the /metrics endpoint (0 disables); with WEBHOOK_WORKERS=n each "
+        "process takes the first free port of port .. port+n-1.",
     )
     webhook_retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After sent with 503 when the database is unavailable."

@@ -1,7 +1,9 @@
 """Prometheus metrics of the worker (docs/observability.md lists every one).
 
 The metrics live in a registry of their own, :data:`REGISTRY`, served on
-``WORKER_METRICS_PORT`` by ``python -m worker run`` (each worker process serves its own port).
+``WORKER_METRICS_HOST:WORKER_METRICS_PORT`` (loopback by default, never the public address) by
+``python -m worker run`` through ``common.metrics_server`` (each worker process serves its own
+port).
 Other modules record through the small helpers here (``observe_event``, ``MxTiming``) or
 increment the counters directly, for example reconciliation::
 
@@ -18,16 +20,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
+
+from common.metrics_server import LOOPBACK, MetricsServer
+from common.metrics_server import start_metrics_server as _start_server
 
 log = logging.getLogger("worker.metrics")
 
@@ -228,34 +232,8 @@ class QueueGauges:
 
 # ---------------------------------------------------------------- HTTP endpoint
 
-_server_lock = threading.Lock()
 
-
-class MetricsServer:
-    """The ``/metrics`` endpoint of this process (prometheus_client's threaded server)."""
-
-    def __init__(self, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped remotely
-        with _server_lock:
-            self._server, self._thread = start_http_server(port, addr=host, registry=REGISTRY)
-        self.port = int(self._server.server_address[1])
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-
-def start_metrics_server(port: int, host: str = "0.0.0.0") -> MetricsServer | None:  # noqa: S104
-    """Serve :data:`REGISTRY` on ``port`` (0 disables); a busy port is logged, not fatal."""
-    if port == 0:
-        return None
-    try:
-        server = MetricsServer(port, host)
-    except OSError as exc:
-        log.error(
-            "metrics endpoint not started",
-            extra={"fields": {"port": port, "error": str(exc)[:200]}},
-        )
-        return None
-    log.info("metrics endpoint listening", extra={"fields": {"host": host, "port": server.port}})
-    return server
+def start_metrics_server(port: int, host: str = LOOPBACK) -> MetricsServer | None:
+    """Serve :data:`REGISTRY` on ``host:port`` (0 disables); a busy port is logged, not fatal
+    (the shared helper of ``common.metrics_server``)."""
+    return _start_server(REGISTRY, port, host, service="worker")

@@ -111,8 +111,9 @@ class WorkerSettings(BaseSettings):
         "each worker process needs its own",
     )
     worker_metrics_host: str = Field(
-        "0.0.0.0",  # noqa: S104 - scraped from outside the container
-        description="address the metrics endpoint binds to",
+        "127.0.0.1",
+        description="address the metrics endpoint binds to (loopback by default: metrics show "
+        "platform-wide counts; open it only to the scraper's network)",
     )
     worker_metrics_refresh_seconds: float = Field(
         5.0,

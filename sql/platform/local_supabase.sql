@@ -62,6 +62,9 @@ create table if not exists auth.users (
     updated_at timestamptz not null default now()
 );
 comment on table auth.users is 'Local stand-in for Supabase Auth users (id and e-mail are what the project uses).';
+-- As on Supabase: when the address was confirmed, and when the account was invited (member add).
+alter table auth.users add column if not exists email_confirmed_at timestamptz;
+alter table auth.users add column if not exists invited_at timestamptz;
 
 -- Same definitions as Supabase: the claims PostgREST puts in request.jwt.claims. Like
 -- Supabase's, they carry no SET clause (their bodies name only pg_catalog functions), so the

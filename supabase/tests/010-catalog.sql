@@ -342,7 +342,7 @@ select set_eq(
         where p.pronamespace = 'private'::regnamespace
             and has_function_privilege('mx_webhook', p.oid, 'execute')
     $$,
-    array['private.ingest_webhook(text,jsonb,text,text)'],
+    array['private.ingest_webhook(text,jsonb,text,text,double precision,integer,integer)'],
     'mx_webhook may execute exactly private.ingest_webhook'
 );
 

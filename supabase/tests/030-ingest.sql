@@ -127,7 +127,7 @@ select i.event_id as no_merchant_event
 from private.ingest_webhook(tests.token_for(1001), '{"eventType": "PaymentSuccess", "id": "5005"}') as i \gset
 select is(
     (select reject_reason from app.webhook_events where id = :'no_merchant_event'),
-    'merchantId (none) does not belong to this callback URL',
+    'merchantId is missing',
     'a body without merchantId is a mismatch too'
 );
 

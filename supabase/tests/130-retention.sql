@@ -1,4 +1,4 @@
--- Retention: finished events older than the limit go, the rest stays; archive rows of both
+-- Retention: finished and dead events older than the limit go, the rest stays; archive rows of both
 -- queues older than the limit go; finished sync runs older than the event limit go, except
 -- the newest run, the newest succeeded run and the greatest-watermark run of each merchant
 -- account and kind (the watermark and --resume read those); batches are bounded; the queue
@@ -47,8 +47,8 @@ select results_eq(
 );
 select results_eq(
     $$ select * from private.prune_retention(30, 7, 2, '2026-03-31 12:00+00') $$,
-    $$ values (1::bigint, 0::bigint, 0::bigint, 0::bigint) $$,
-    'the next call deletes the rest'
+    $$ values (2::bigint, 0::bigint, 0::bigint, 0::bigint) $$,
+    'the next call deletes the rest (dead events too)'
 );
 select results_eq(
     $$ select * from private.prune_retention(30, 7, 2, '2026-03-31 12:00+00') $$,
@@ -57,8 +57,8 @@ select results_eq(
 );
 select set_eq(
     $$ select reject_reason from app.webhook_events where merchant_account_id = $$ || quote_literal(:'account_id'),
-    array['edge', 'new', 'dead', 'queued', 'retrying'],
-    'events exactly at the limit, newer ones, and unfinished or dead ones stay'
+    array['edge', 'new', 'queued', 'retrying'],
+    'events exactly at the limit, newer ones, and unfinished ones stay'
 );
 select set_eq(
     $$ select message ->> 't' from pgmq.a_mx_ingest where message ? 't' $$,

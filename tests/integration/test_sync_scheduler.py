@@ -118,9 +118,8 @@ async def test_retention_prunes_in_batches(
             totals = await scheduler.prune()
     finally:
         await pool.close()
-    assert totals["webhook_events"] == 7
+    assert totals["webhook_events"] == 8  # dead events are pruned too (issue 12, item 5)
     assert query(db_url, "select status from app.webhook_events order by status") == [
-        ("dead",),
         ("queued",),
     ]
     # the newest succeeded reconcile (the watermark) and the recent failure stay

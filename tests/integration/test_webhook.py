@@ -179,7 +179,7 @@ def test_unknown_token_is_404_and_nothing_is_stored(
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_token"
     assert events(db_url) == []
-    metrics = httpx.get(f"{server.base_url}/metrics").text
+    metrics = httpx.get(server.metrics_url).text
     assert 'mx_webhook_events_total{event_type="PaymentSuccess",outcome="unknown_token"} 1.0' in (
         metrics
     )
@@ -237,6 +237,8 @@ def test_unusable_body_is_400_and_raw_body_kept(
         ({"id": None}, "id (payment id) is required for PaymentSuccess"),
         ({"id": "12-34"}, "id (payment id) must be digits"),
         ({"id": "1" * 19}, "id (payment id) must be at most 18 digits"),
+        ({"merchantId": "4" * 16}, "merchantId must be at most 12 digits"),
+        ({"eventType": "E" * 65}, "eventType is longer than 64 characters"),
     ],
 )
 def test_invalid_fields_are_422_and_stored(
@@ -562,7 +564,10 @@ def test_health_openapi_and_metrics(merchant: Merchant, server: WebhookServer) -
     body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert set(body_schema["required"]) == {"eventType", "merchantId"}
     assert {"200", "400", "403", "404", "413", "422", "429", "503"} <= set(operation["responses"])
-    metrics = httpx.get(f"{server.base_url}/metrics")
+    # metrics are not on the public port (issue 12, item 8) but on their own loopback address
+    assert httpx.get(f"{server.base_url}/metrics").status_code == 404
+    assert server.settings.webhook_metrics_host == "127.0.0.1"
+    metrics = httpx.get(server.metrics_url)
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'mx_webhook_events_total{event_type="PaymentSuccess",outcome="queued"} 1.0' in (
         metrics.text

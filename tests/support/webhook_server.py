@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from common.logs import configure_logging
+from scripts.procs import free_port
 from webhook.app import create_app
 from webhook.settings import Settings
 
@@ -32,6 +33,7 @@ class WebhookServer:
 
     base_url: str
     settings: Settings
+    metrics_url: str
     _server: uvicorn.Server
     _thread: threading.Thread
 
@@ -57,7 +59,9 @@ class WebhookServer:
 def start_webhook(
     database_url: str, *, startup_timeout: float = 10.0, **settings_overrides: Any
 ) -> WebhookServer:
-    """Start the webhook app on 127.0.0.1 (a free port) and wait until it accepts requests."""
+    """Start the webhook app on 127.0.0.1 (a free port) and wait until it accepts requests;
+    its metrics on another free loopback port (``metrics_url``)."""
+    settings_overrides.setdefault("webhook_metrics_port", free_port())
     settings = Settings(
         database_url=database_url, webhook_host="127.0.0.1", webhook_port=0, **settings_overrides
     )
@@ -88,4 +92,5 @@ def start_webhook(
             sock.close()
             raise RuntimeError("webhook server did not start")
         time.sleep(0.01)
-    return WebhookServer(f"http://127.0.0.1:{port}", settings, server, thread)
+    metrics_url = f"http://{settings.webhook_metrics_host}:{settings.webhook_metrics_port}/metrics"
+    return WebhookServer(f"http://127.0.0.1:{port}", settings, metrics_url, server, thread)

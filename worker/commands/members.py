@@ -4,7 +4,9 @@ The account comes from Supabase Auth when ``SUPABASE_URL`` and ``SUPABASE_SERVIC
 are set: the Auth admin API invites the e-mail (only the platform can send that invitation,
 so this is supabase-py's one job here). Without them (a local database), the same operation
 goes through the local platform layer: the user is created in its ``auth.users``. Either
-way the role in the practice is given by ``private.set_practice_member``.
+way the role in the practice is given by ``private.set_practice_member``, which gives it only
+to an account whose address is confirmed or that was invited (an unconfirmed account someone
+registered with the address first gets nothing).
 """
 
 from __future__ import annotations
@@ -79,24 +81,38 @@ def _user_id(conn: psycopg.Connection[Any], email: str) -> tuple[Any, str]:
         if response.user is None:
             raise CommandError(f"Supabase Auth returned no user for {email}")
         return response.user.id, "invited"
-    # local platform layer: the same operation on its auth.users
-    created = scalar(conn, "insert into auth.users (email) values (%s) returning id", (email,))
+    # local platform layer: the same operation on its auth.users (the account is invited)
+    created = scalar(
+        conn,
+        "insert into auth.users (email, invited_at) values (%s, now()) returning id",
+        (email,),
+    )
     return created, "created locally"
 
 
 def member_add(args: argparse.Namespace) -> int:
+    email = args.email.strip()
     with operator_session() as conn:
-        user_id, how = _user_id(conn, args.email.strip())
-        outcome = scalar(
-            conn,
-            "select private.set_practice_member(%s, %s, %s)",
-            (args.practice, user_id, args.role),
-        )
+        user_id, how = _user_id(conn, email)
+        try:
+            outcome = scalar(
+                conn,
+                "select private.set_practice_member(%s, %s, %s)",
+                (args.practice, user_id, args.role),
+            )
+        except psycopg.errors.InsufficientPrivilege:
+            # somebody registered this address and never confirmed it: not necessarily its owner
+            raise CommandError(
+                f"the account of {email} has not confirmed its e-mail address and was not "
+                "invited, so it gets no role: whoever registered it may not own the address. "
+                "Ask the person to confirm it (or delete that account in Supabase Auth and run "
+                "member add again, which invites the address)."
+            ) from None
     emit(
         args,
         {
             "practice": args.practice,
-            "email": args.email,
+            "email": email,
             "role": args.role,
             "user": how,
             "membership": outcome,

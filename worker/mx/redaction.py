@@ -1,9 +1,17 @@
-"""Card secrets removed from MX JSON before anything is stored or logged."""
+"""Card secrets removed from MX JSON before anything is stored or logged.
+
+Keys that name a card number or card secret are dropped; every other value that could still
+hold a card number (a string or a large integer with 13 or more digits, whatever separates
+them: a payer's note, a customer name) is masked to its last four digits
+(``common.masking``, the same rule as the webhook's and the logs').
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from common.masking import mask_scalar
 
 # --------------------------------------------------------------------------------------------
 # redaction
@@ -47,7 +55,8 @@ def redact_card_secrets(value: Any, *, _in_card: bool = False) -> Any:
 
     Drops ``token`` inside ``cardAccount``/``bankAccount`` objects and every key named like a
     full card number or card security value (``number``, ``cardNumber``, ``accountNumber``,
-    ``pan``, ``cvv``, ``track2`` ...), at any depth. ``last4``/``pan4`` are kept.
+    ``pan``, ``cvv``, ``track2`` ...), at any depth. ``last4``/``pan4`` are kept. Strings and
+    integers that hold a possible card number are masked.
     """
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -61,4 +70,4 @@ def redact_card_secrets(value: Any, *, _in_card: bool = False) -> Any:
         return out
     if isinstance(value, list):
         return [redact_card_secrets(v) for v in value]
-    return copy.copy(value)
+    return copy.copy(mask_scalar(value))

@@ -264,13 +264,18 @@ class FuzzLedger:
 
 def stored_row_problems(db_url: str, tally: FuzzTally) -> FuzzLedger:
     problems = []
-    # a repeated body is stored once and counted in duplicate_count (rejected ones too)
+    # a repeated body is stored once and counted in duplicate_count (rejected ones too);
+    # rejects beyond WEBHOOK_REJECTS_PER_HOUR are counted, not stored (app.webhook_reject_counts)
     rows = scalar(
-        db_url, "select count(*) + coalesce(sum(duplicate_count), 0) from app.webhook_events"
+        db_url,
+        "select count(*) + coalesce(sum(duplicate_count), 0)"
+        " + (select coalesce(sum(not_stored), 0) from app.webhook_reject_counts)"
+        " from app.webhook_events",
     )
     if rows != tally.stored_expected:
         problems.append(
-            f"{rows} stored rows and duplicates, but {tally.stored_expected} answers promised one"
+            f"{rows} stored rows, duplicates and counted rejects, but {tally.stored_expected} "
+            "answers promised one"
         )
     double = max(0, rows - tally.stored_expected)
     same_payment_twice = scalar(db_url, DUPLICATE_ROW_CHECKS["webhook event recorded twice"])
