@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from scripts.procs import free_port, start, stop, wait_http
-from tests.conftest import Merchant, create_merchant
-from tests.webhook_server import start_webhook
+from tests.support.merchants import Merchant, create_merchant
+from tests.support.webhook_server import start_webhook
 from worker.__main__ import main as worker_main
 from worker.settings import WorkerSettings
 
