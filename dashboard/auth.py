@@ -169,8 +169,10 @@ class LocalAuth:
             raise AuthUnavailable("the database is unavailable") from exc
         if row is None:
             return None
-        user_id, email, session_id, refresh_token = row
-        return TokenPair(self._sign(user_id, email or "", session_id), refresh_token)
+        return TokenPair(
+            self._sign(row["user_id"], row["email"] or "", row["session_id"]),
+            str(row["refresh_token"]),
+        )
 
     async def sign_in(self, email: str, password: str) -> TokenPair | None:
         return await self._pair(
@@ -201,7 +203,7 @@ class LocalAuth:
                 ).fetchone()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise AuthUnavailable("the database is unavailable") from exc
-        token = row[0] if row else None
+        token = next(iter(row.values())) if row else None
         return f"{redirect_to}?token={token}&type=magiclink" if token else None
 
     async def verify_link(self, token: str, password: str | None) -> TokenPair | None:
@@ -254,9 +256,9 @@ class SupabaseAuth:
         await self._post("/logout", {}, headers={"authorization": f"Bearer {access_token}"})
 
     async def send_magic_link(self, email: str, redirect_to: str) -> str | None:
-        await self._post("/otp", {"email": email, "create_user": False}, params={
-            "redirect_to": redirect_to
-        })
+        await self._post(
+            "/otp", {"email": email, "create_user": False}, params={"redirect_to": redirect_to}
+        )
         return None
 
     async def verify_link(self, token: str, password: str | None) -> TokenPair | None:

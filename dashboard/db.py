@@ -18,8 +18,7 @@ from dashboard.auth import Identity
 from dashboard.settings import DashboardSettings
 
 AS_USER_SQL = (
-    "select set_config('role', 'authenticated', true), "
-    "set_config('request.jwt.claims', %s, true)"
+    "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
 )
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
@@ -52,11 +51,11 @@ def make_pool(settings: DashboardSettings) -> AsyncConnectionPool[Any]:
 
 @asynccontextmanager
 async def as_user(
-    pool: AsyncConnectionPool[Any], identity: Identity, timeout: float
+    pool: AsyncConnectionPool[Any], identity: Identity, wait_seconds: float
 ) -> AsyncIterator[Conn]:
     """One transaction as the signed-in user (role authenticated + the token's claims)."""
     try:
-        async with pool.connection(timeout=timeout) as conn, conn.transaction():
+        async with pool.connection(timeout=wait_seconds) as conn, conn.transaction():
             await conn.execute(AS_USER_SQL, (json.dumps(identity.claims),))
             yield conn
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:

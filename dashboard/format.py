@@ -8,14 +8,29 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 INTERVALS = {
-    "monthly": "month", "weekly": "week", "yearly": "year", "annually": "year",
-    "quarterly": "quarter", "daily": "day", "biweekly": "2 weeks", "bimonthly": "2 months",
+    "monthly": "month",
+    "weekly": "week",
+    "yearly": "year",
+    "annually": "year",
+    "quarterly": "quarter",
+    "daily": "day",
+    "biweekly": "2 weeks",
+    "bimonthly": "2 months",
 }
 LABELS = {
-    "active": "Active", "past_due": "Past due", "paused": "Paused", "canceled": "Canceled",
-    "in_office": "In office", "mail_out": "Mail out", "payment": "payment",
-    "contract": "MX contract", "staff": "staff", "system": "overdue check",
-    "pending": "Pending", "yes": "Yes", "no": "No",
+    "active": "Active",
+    "past_due": "Past due",
+    "paused": "Paused",
+    "canceled": "Canceled",
+    "in_office": "In office",
+    "mail_out": "Mail out",
+    "payment": "payment",
+    "contract": "MX contract",
+    "staff": "staff",
+    "system": "overdue check",
+    "pending": "Pending",
+    "yes": "Yes",
+    "no": "No",
 }
 
 
@@ -75,6 +90,9 @@ def label(value: Any) -> str:
 
 
 FILTERS = {
-    "money": money, "per_interval": per_interval, "date": date, "datetime": datetime,
+    "money": money,
+    "per_interval": per_interval,
+    "date": date,
+    "datetime": datetime,
     "label": label,
 }

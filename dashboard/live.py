@@ -79,7 +79,9 @@ class LiveHub:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=3,
+                    self._conninfo,
+                    autocommit=True,
+                    connect_timeout=3,
                     application_name="mx-dashboard-live",
                 ) as conn:
                     await conn.execute(f"listen {CHANNEL}")

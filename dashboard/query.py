@@ -69,8 +69,15 @@ class MembershipQuery:
     @property
     def filtered(self) -> bool:
         return bool(
-            self.status or self.review is not None or self.referral or self.fulfillment
-            or self.started_from or self.started_to or self.paid_from or self.paid_to or self.q
+            self.status
+            or self.review is not None
+            or self.referral
+            or self.fulfillment
+            or self.started_from
+            or self.started_to
+            or self.paid_from
+            or self.paid_to
+            or self.q
         )
 
     def api_args(self) -> dict[str, Any]:
@@ -149,9 +156,7 @@ def _date(name: str, value: str, reasons: list[str]) -> dt.date | None:
         return None
 
 
-def parse_query(
-    params: Mapping[str, Sequence[str]], default_limit: int = 50
-) -> MembershipQuery:
+def parse_query(params: Mapping[str, Sequence[str]], default_limit: int = 50) -> MembershipQuery:
     """Parse the memberships query string; raises BadQuery with every reason at once."""
     reasons: list[str] = []
 
@@ -162,8 +167,19 @@ def parse_query(
         return (values[-1] if values else "").strip()
 
     known = {
-        "tab", "status", "review", "referral", "fulfillment", "started_from", "started_to",
-        "paid_from", "paid_to", "q", "sort", "after", "limit",
+        "tab",
+        "status",
+        "review",
+        "referral",
+        "fulfillment",
+        "started_from",
+        "started_to",
+        "paid_from",
+        "paid_to",
+        "q",
+        "sort",
+        "after",
+        "limit",
     }
     unknown = sorted(set(params) - known)
     if unknown:
@@ -224,8 +240,18 @@ def parse_query(
     if reasons:
         raise BadQuery(reasons)
     return MembershipQuery(
-        tab=tab, status=status, review=review, referral=referral, fulfillment=fulfillment,
-        started_from=dates["started_from"], started_to=dates["started_to"],
-        paid_from=dates["paid_from"], paid_to=dates["paid_to"], q=q, sort=sort,
-        direction=direction, after=after, limit=limit,
+        tab=tab,
+        status=status,
+        review=review,
+        referral=referral,
+        fulfillment=fulfillment,
+        started_from=dates["started_from"],
+        started_to=dates["started_to"],
+        paid_from=dates["paid_from"],
+        paid_to=dates["paid_to"],
+        q=q,
+        sort=sort,
+        direction=direction,
+        after=after,
+        limit=limit,
     )

@@ -21,7 +21,7 @@ begin
         select
             c.practice_id,
             case when pg_catalog.count(distinct c.id) <= 100 then pg_catalog.jsonb_agg(distinct c.id) end as ids
-        from pg_catalog.unnest(p_practice_ids, p_ids) as c (practice_id, id)
+        from unnest(p_practice_ids, p_ids) as c (practice_id, id)  -- multi-argument form: FROM only, unqualified
         group by c.practice_id
     loop
         perform pg_catalog.pg_notify(
