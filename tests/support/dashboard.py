@@ -167,6 +167,11 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
             if n == 1:  # a declined renewal: past due
                 declined = state.create_sale(mid, contract_id=sale["contract"]["id"], declined=True)
                 ingest(owner_url, merchant.token, declined["webhook"])
+        if label == "A":  # enough for two pages of 25
+            for n in range(20):
+                customer = state.create_customer(mid, name=f"Zed Patient {n:02d}")["id"]
+                sale = state.create_sale(mid, customer_id=customer, lines=[TRT])
+                ingest(owner_url, merchant.token, sale["webhook"])
         practices.append(practice)
     await drain(worker_settings(owner_url, standin.base_url, scheduler_enabled=False))
 
