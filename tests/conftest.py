@@ -19,8 +19,9 @@ import pytest
 from mxstandin.server import StandinHandle, start_standin
 from scripts import localdb
 
-# the reliability_report fixture (tests/reliability_report.py), for every test module
-pytest_plugins = ["tests.reliability_report"]
+# the reliability_report fixture (tests/reliability_report.py) and the dashboard's (tests/support),
+# for every test module
+pytest_plugins = ["tests.reliability_report", "tests.support.dashboard_fixtures"]
 
 
 @pytest.fixture(scope="session")

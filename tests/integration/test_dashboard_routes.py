@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from tests.support.dashboard import csrf_token, sign_in
-from tests.support.dashboard_fixtures import Dash, dash  # noqa: F401 - the fixture
+from tests.support.dashboard_fixtures import Dash
 
 MEMBERS_A = ("owner_a", "admin_a", "staff_a")
 OUTSIDERS = ("staff_b", "nobody")
@@ -37,7 +37,7 @@ class Visitor:
 
 
 @pytest.fixture(scope="module")
-def visitors(dash: Dash) -> Iterator[dict[str, Visitor]]:  # noqa: F811
+def visitors(dash: Dash) -> Iterator[dict[str, Visitor]]:
     out: dict[str, Visitor] = {}
     for name, email in dash.world.users.items():
         client = sign_in(dash.base_url, email)
@@ -90,7 +90,7 @@ def call(
 @pytest.mark.parametrize("role", MEMBERS_A)
 def test_members_of_a_reach_every_route(
     dash: Dash, visitors: dict[str, Visitor], role: str
-) -> None:  # noqa: F811
+) -> None:
     for method, path, form in routes(dash):
         response = call(visitors[role], method, path, form)
         assert response.status_code == 200, (role, method, path, response.text[-500:])
@@ -110,7 +110,7 @@ def test_outsiders_get_404_and_no_data(
     dash: Dash,
     visitors: dict[str, Visitor],
     role: str,
-    htmx: bool,  # noqa: F811
+    htmx: bool,
 ) -> None:
     names = a_names(dash)
     for method, path, form in [*routes(dash), ("GET", f"/p/{dash.world.a.id}/events", None)]:
@@ -121,7 +121,7 @@ def test_outsiders_get_404_and_no_data(
 
 def test_foreign_ids_inside_own_practice_urls_get_404(
     dash: Dash, visitors: dict[str, Visitor]
-) -> None:  # noqa: F811
+) -> None:
     a, b = dash.world.a, dash.world.b
     owner = visitors["owner_a"]
     b_names = ["Bob Baker", "Bea Brown"]
@@ -157,11 +157,13 @@ def test_foreign_ids_inside_own_practice_urls_get_404(
         inv = conn.execute(
             "select data_sent_status from app.invoices where id = %s", (b.invoices[0],)
         ).fetchone()
-    assert row == (None, row[1]) and row[1] != "paused"  # type: ignore[index]
-    assert inv is not None and inv[0] != "yes"
+    assert row == (None, row[1])
+    assert row[1] != "paused"
+    assert inv is not None
+    assert inv[0] != "yes"
 
 
-def test_signed_out_visitors_are_sent_to_sign_in(dash: Dash, visitors: dict[str, Visitor]) -> None:  # noqa: F811
+def test_signed_out_visitors_are_sent_to_sign_in(dash: Dash, visitors: dict[str, Visitor]) -> None:
     anonymous = visitors["anonymous"]
     for method, path, form in [
         *routes(dash),
@@ -174,29 +176,31 @@ def test_signed_out_visitors_are_sent_to_sign_in(dash: Dash, visitors: dict[str,
         assert response.status_code == 303, (method, path, response.status_code)
         assert response.headers["location"].startswith("/auth/sign-in"), path
         htmx = call(anonymous, method, path, form, htmx=True)
-        assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/auth/sign-in")
+        assert htmx.status_code == 401
+        assert htmx.headers["HX-Redirect"].startswith("/auth/sign-in")
     events = anonymous.get(f"/p/{dash.world.a.id}/events")
     assert events.status_code == 401
 
 
 def test_user_of_no_practice_gets_a_page_that_says_so(
     dash: Dash, visitors: dict[str, Visitor]
-) -> None:  # noqa: F811
+) -> None:
     for path in ("/", "/practices"):
         response = visitors["nobody"].get(path)
         assert response.status_code == 200
         assert "not a member of any practice" in response.text
 
 
-def test_home_and_practice_switcher(dash: Dash, visitors: dict[str, Visitor]) -> None:  # noqa: F811
+def test_home_and_practice_switcher(dash: Dash, visitors: dict[str, Visitor]) -> None:
     response = visitors["owner_b"].get("/")
     assert response.status_code == 303
     assert response.headers["location"] == f"/p/{dash.world.b.id}/memberships"
     page = visitors["owner_b"].get("/practices")
-    assert "Clinic B" in page.text and "Clinic A" not in page.text
+    assert "Clinic B" in page.text
+    assert "Clinic A" not in page.text
 
 
-def test_csrf_is_required_on_every_form(dash: Dash, visitors: dict[str, Visitor]) -> None:  # noqa: F811
+def test_csrf_is_required_on_every_form(dash: Dash, visitors: dict[str, Visitor]) -> None:
     owner = visitors["owner_a"]
     for method, path, form in routes(dash):
         if method == "POST":
@@ -210,7 +214,7 @@ def test_csrf_is_required_on_every_form(dash: Dash, visitors: dict[str, Visitor]
     )
 
 
-def test_bad_filters_get_400_with_the_reason(dash: Dash, visitors: dict[str, Visitor]) -> None:  # noqa: F811
+def test_bad_filters_get_400_with_the_reason(dash: Dash, visitors: dict[str, Visitor]) -> None:
     base = f"/p/{dash.world.a.id}/memberships"
     cases = {
         "status=bogus": "status must be one of",
@@ -233,14 +237,17 @@ def test_bad_filters_get_400_with_the_reason(dash: Dash, visitors: dict[str, Vis
             assert reason in response.text, (query, response.text[-800:])
 
 
-def test_filters_sort_and_keyset_paging(dash: Dash, visitors: dict[str, Visitor]) -> None:  # noqa: F811
+def test_filters_sort_and_keyset_paging(dash: Dash, visitors: dict[str, Visitor]) -> None:
     staff = visitors["staff_a"]
     base = f"/p/{dash.world.a.id}/memberships"
     page = staff.get(f"{base}?q=ali", htmx=True)
-    assert page.status_code == 200 and "Alice Archer" in page.text and "Adam Abbot" not in page.text
+    assert page.status_code == 200
+    assert "Alice Archer" in page.text
+    assert "Adam Abbot" not in page.text
     assert "<html" not in page.text  # an htmx request gets the fragment only
     past_due = staff.get(f"{base}?status=past_due")
-    assert "Adam Abbot" in past_due.text and "Alice Archer" not in past_due.text
+    assert "Adam Abbot" in past_due.text
+    assert "Alice Archer" not in past_due.text
     first = staff.get(f"{base}?limit=25&sort=name.desc")
     assert first.status_code == 200
     ids = re.findall(r'<tr id="m-([0-9a-f-]+)"', first.text)
@@ -255,19 +262,20 @@ def test_filters_sort_and_keyset_paging(dash: Dash, visitors: dict[str, Visitor]
     assert names == sorted(names, key=str.lower, reverse=True)
 
 
-def test_csv_export_follows_the_filter(dash: Dash, visitors: dict[str, Visitor]) -> None:  # noqa: F811
+def test_csv_export_follows_the_filter(dash: Dash, visitors: dict[str, Visitor]) -> None:
     response = visitors["admin_a"].get(f"/p/{dash.world.a.id}/memberships/export.csv?q=adam")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
     lines = response.text.strip().splitlines()
     assert lines[0].startswith("patient_name,programme,status")
-    assert len(lines) == 2 and lines[1].startswith("Adam Abbot,")
+    assert len(lines) == 2
+    assert lines[1].startswith("Adam Abbot,")
 
 
 def test_workflow_edits_are_kept_and_refusals_explained(
     dash: Dash, visitors: dict[str, Visitor]
-) -> None:  # noqa: F811
+) -> None:
     staff = visitors["staff_a"]
     a = dash.world.a
     m = a.memberships[1]
@@ -298,26 +306,30 @@ def test_workflow_edits_are_kept_and_refusals_explained(
             "select count(*) from app.workflow_audit where row_id = %s::text", (m,)
         ).fetchone()
     assert row == (True, "refer_a_friend", "mail_out")
-    assert audited is not None and audited[0] >= 3
+    assert audited is not None
+    assert audited[0] >= 3
     refused = staff.post(f"{url}/status", {"action": "cancel", "reason": "  "}, True)
-    assert refused.status_code == 422 and "a reason is required" in refused.text
+    assert refused.status_code == 422
+    assert "a reason is required" in refused.text
     bad = staff.post(f"{url}/workflow", {"field": "status", "value": "x"})
     assert bad.status_code == 400
     unknown_referral = staff.post(f"{url}/workflow", {"field": "referral", "value": "nope"}, True)
-    assert (
-        unknown_referral.status_code == 422 and "not one of this practice" in unknown_referral.text
-    )
+    assert unknown_referral.status_code == 422
+    assert "not one of this practice" in unknown_referral.text
 
 
-def test_column_choice_is_remembered_per_user(dash: Dash, visitors: dict[str, Visitor]) -> None:  # noqa: F811
+def test_column_choice_is_remembered_per_user(dash: Dash, visitors: dict[str, Visitor]) -> None:
     staff, owner = visitors["staff_a"], visitors["owner_a"]
     base = f"/p/{dash.world.a.id}/memberships"
     response = staff.post("/preferences/columns", {"columns": ["status", "notes"], "next": base})
-    assert response.status_code == 303 and response.headers["location"] == base
+    assert response.status_code == 303
+    assert response.headers["location"] == base
     mine = staff.get(base).text
-    assert 'class="col-notes"' in mine and 'class="col-programme"' not in mine
+    assert 'class="col-notes"' in mine
+    assert 'class="col-programme"' not in mine
     theirs = owner.get(base).text
-    assert 'class="col-programme"' in theirs and 'class="col-notes"' not in theirs
+    assert 'class="col-programme"' in theirs
+    assert 'class="col-notes"' not in theirs
     assert staff.post("/preferences/columns", {"columns": ["ssn"]}).status_code == 400
     staff.post(
         "/preferences/columns",
@@ -340,7 +352,7 @@ def test_column_choice_is_remembered_per_user(dash: Dash, visitors: dict[str, Vi
 
 def test_patient_detail_shows_history_payments_invoices(
     dash: Dash, visitors: dict[str, Visitor]
-) -> None:  # noqa: F811
+) -> None:
     a = dash.world.a
     with psycopg.connect(dash.owner_url) as conn:
         patient = conn.execute(
@@ -349,20 +361,22 @@ def test_patient_detail_shows_history_payments_invoices(
     assert patient is not None
     page = visitors["staff_a"].get(f"/p/{a.id}/patients/{patient[0]}")
     assert page.status_code == 200
-    assert "Adam Abbot" in page.text and "Semaglutide" in page.text
+    assert "Adam Abbot" in page.text
+    assert "Semaglutide" in page.text
     assert "$299.00" in page.text  # money as money
     assert "Past due" in page.text  # the declined renewal in the history
     assert 'data-testid="followup"' in page.text
 
 
-def test_invoice_followup_edit(dash: Dash, visitors: dict[str, Visitor]) -> None:  # noqa: F811
+def test_invoice_followup_edit(dash: Dash, visitors: dict[str, Visitor]) -> None:
     a = dash.world.a
     invoice = a.invoices[-1]
     url = f"/p/{a.id}/invoices/{invoice}/followup"
     response = visitors["staff_a"].post(
         url, {"data_sent_status": "yes", "data_sent_notes": "faxed", "ordered": "now"}, True
     )
-    assert response.status_code == 200 and "Saved" in response.text
+    assert response.status_code == 200
+    assert "Saved" in response.text
     with psycopg.connect(dash.owner_url) as conn:
         row = conn.execute(
             "select data_sent_status, data_sent_notes, ordered_by_provider_at is not null "
