@@ -4,13 +4,13 @@
 
 create table app.user_preferences (
     user_id uuid primary key references auth.users (id) on delete cascade,
-    membership_columns text [] not null,
+    membership_columns text[] not null,
     updated_at timestamptz not null default now(),
     constraint user_preferences_known_columns check (
         membership_columns <@ array[
             'patient', 'programme', 'products', 'amount', 'status', 'started', 'last_paid',
             'next_billing', 'google_review', 'referral', 'fulfillment', 'notes'
-        ]::text []
+        ]::text[]
     )
 );
 comment on table app.user_preferences is 'Dashboard preferences of each signed-in user (their own row only).';
@@ -42,8 +42,8 @@ from app.user_preferences as p;
 comment on view api.user_preferences is 'The requesting user''s own dashboard preferences.';
 grant select on api.user_preferences to authenticated;
 
-create function api.set_membership_columns(p_columns text [])
-returns text []
+create function api.set_membership_columns(p_columns text[])
+returns text[]
 language plpgsql
 security invoker
 set search_path = pg_catalog, pg_temp
@@ -71,6 +71,6 @@ exception when check_violation then
     raise exception 'unknown column in %', p_columns using errcode = '22023';
 end
 $$;
-comment on function api.set_membership_columns(text []) is
+comment on function api.set_membership_columns(text[]) is
 'Signed-in user: choose the columns of the memberships list (kept per user).';
-grant execute on function api.set_membership_columns(text []) to authenticated;
+grant execute on function api.set_membership_columns(text[]) to authenticated;

@@ -74,8 +74,9 @@ select is_empty(
         from pg_catalog.pg_proc as p
         where p.pronamespace in ('api'::regnamespace, 'app'::regnamespace, 'private'::regnamespace)
             and not coalesce(p.proconfig, '{}') @> array['search_path=""']
+            and not coalesce(p.proconfig, '{}') @> array['search_path=pg_catalog, pg_temp']
     $$,
-    'every function in api, app and private has set search_path = '''''
+    'every function in api, app and private has a fixed search_path ('''' or pg_catalog, pg_temp)'
 );
 
 select is_empty(
