@@ -94,6 +94,7 @@ class Practice:
     patients: list[str] = field(default_factory=list)
     invoices: list[int] = field(default_factory=list)
     programmes: list[str] = field(default_factory=list)
+    contracts: dict[str, int] = field(default_factory=dict)  # patient name -> MX contract id
 
 
 @dataclass
@@ -164,6 +165,7 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
                 mid, customer_id=customer, lines=lines, contract={"interval": "Monthly"}
             )
             ingest(owner_url, merchant.token, sale["webhook"])
+            practice.contracts[name] = sale["contract"]["id"]
             if n == 1:  # a declined renewal: past due
                 declined = state.create_sale(mid, contract_id=sale["contract"]["id"], declined=True)
                 ingest(owner_url, merchant.token, declined["webhook"])

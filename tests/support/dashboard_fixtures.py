@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest_asyncio
 
-from mxstandin.server import start_standin
+from mxstandin.server import StandinHandle, start_standin
 from scripts import localdb
 from tests.support.dashboard import DashboardServer, World, build_world, start_dashboard
 
@@ -21,6 +21,8 @@ class Dash:
     dashboard_db_url: str
     world: World
     server: DashboardServer
+    standin: StandinHandle
+    logins: dict[str, str]
 
     @property
     def base_url(self) -> str:
@@ -37,7 +39,7 @@ async def dash(template_db: str) -> AsyncIterator[Dash]:
         world = await build_world(owner_url, standin)
         server = start_dashboard(logins["dashboard"])
         try:
-            yield Dash(owner_url, logins["dashboard"], world, server)
+            yield Dash(owner_url, logins["dashboard"], world, server, standin, logins)
         finally:
             server.stop()
     finally:
