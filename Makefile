@@ -13,7 +13,7 @@ DEMO_SECONDS ?= 30
 BENCH_ARGS ?=
 export DEMO_SECONDS
 
-.PHONY: help setup system-packages db-url test-db lint sql-lint db-lint pgtap pytest test demo bench chaos clean
+.PHONY: help setup system-packages db-url test-db lint sql-lint db-lint pgtap pytest test demo dashboard screenshots bench chaos clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ test: setup lint db-lint pgtap pytest ## Everything CI runs: lint, db lint, pgTA
 
 demo: setup ## Local run: database, stand-in, webhook, worker, simulated traffic, summary
 	@$(PY) -m scripts.demo
+
+screenshots: setup ## Each dashboard page at desktop and phone width into docs/screenshots/ (Chromium)
+	@$(PY) -m scripts.screenshots
 
 bench: setup ## Benchmarks (ratios against their ceilings), not part of make test
 	@WITH_BENCH_TOOLS=1 bash scripts/system_packages.sh
