@@ -216,6 +216,69 @@ async def _referrals(conn: Conn, practice_id: uuid.UUID) -> list[dict[str, Any]]
     )
 
 
+async def _list_context_checks(
+    conn: Conn, practice_id: uuid.UUID, query: q.MembershipQuery
+) -> None:
+    if query.programme_id:
+        found = await fetch_one(
+            conn,
+            "select 1 as ok from api.categories where id = %s and practice_id = %s",
+            (query.programme_id, practice_id),
+        )
+        if found is None:
+            raise NotFoundException("no such programme")
+    if query.referral:
+        codes = {r["code"] for r in await _referrals(conn, practice_id)}
+        if query.referral not in codes:
+            raise q.BadQuery([f"referral {query.referral!r} is not one of this practice's sources"])
+
+
+async def memberships_context(
+    conn: Conn, practice_id: uuid.UUID, query: q.MembershipQuery
+) -> dict[str, Any]:
+    """Everything the memberships page shows, read through `api` in the caller's transaction
+    (the benchmark times exactly these calls beside the page)."""
+    practice = await _practice(conn, practice_id)
+    categories = await fetch_all(
+        conn,
+        "select id, name from api.categories where practice_id = %s order by sort_order, name",
+        (practice_id,),
+    )
+    await _list_context_checks(conn, practice_id, query)
+    referrals = await _referrals(conn, practice_id)
+    tabs = await fetch_all(conn, TABS_SQL, (practice_id,))
+    args = query.api_args() | {
+        "practice": practice_id,
+        "p_after": Jsonb(query.after) if query.after else None,
+        "p_limit": query.limit + 1,
+    }
+    try:
+        rows = await fetch_all(conn, LIST_SQL, args)
+    except psycopg.errors.InvalidParameterValue as exc:
+        raise q.BadQuery([_db_message(exc)]) from exc
+    except psycopg.errors.InvalidTextRepresentation as exc:
+        raise q.BadQuery(["after is not a page cursor for this sort"]) from exc
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    columns = await _columns(conn)
+    base = f"/p/{practice_id}/memberships"
+    return {
+        "practice": practice,
+        "categories": categories,
+        "referrals": referrals,
+        "tabs": tabs,
+        "rows": rows,
+        "query": query,
+        "columns": columns,
+        "all_columns": q.COLUMNS,
+        "base": base,
+        "next_url": query.url(base, after=rows[-1]["cursor"]) if more and rows else None,
+        "first_url": query.url(base) if query.after else None,
+        "export_url": query.url(base + "/export.csv"),
+        "statuses": q.STATUSES,
+    }
+
+
 def create_app(settings: DashboardSettings) -> Litestar:
     """Build the dashboard; the pool and the live listener start with the app's lifespan."""
     pool = make_pool(settings)
@@ -293,56 +356,13 @@ def create_app(settings: DashboardSettings) -> Litestar:
             return page("no_practice.html", identity=identity)
         return page("practices.html", identity=identity, practices=practices, practice=None)
 
-    async def _list_context(
-        conn: Conn, practice_id: uuid.UUID, query: q.MembershipQuery
-    ) -> dict[str, Any]:
-        practice = await _practice(conn, practice_id)
-        categories = await fetch_all(
-            conn,
-            "select id, name from api.categories where practice_id = %s order by sort_order, name",
-            (practice_id,),
-        )
-        await _list_context_checks(conn, practice_id, query)
-        referrals = await _referrals(conn, practice_id)
-        tabs = await fetch_all(conn, TABS_SQL, (practice_id,))
-        args = query.api_args() | {
-            "practice": practice_id,
-            "p_after": Jsonb(query.after) if query.after else None,
-            "p_limit": query.limit + 1,
-        }
-        try:
-            rows = await fetch_all(conn, LIST_SQL, args)
-        except psycopg.errors.InvalidParameterValue as exc:
-            raise q.BadQuery([_db_message(exc)]) from exc
-        except psycopg.errors.InvalidTextRepresentation as exc:
-            raise q.BadQuery(["after is not a page cursor for this sort"]) from exc
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        columns = await _columns(conn)
-        base = f"/p/{practice_id}/memberships"
-        return {
-            "practice": practice,
-            "categories": categories,
-            "referrals": referrals,
-            "tabs": tabs,
-            "rows": rows,
-            "query": query,
-            "columns": columns,
-            "all_columns": q.COLUMNS,
-            "base": base,
-            "next_url": query.url(base, after=rows[-1]["cursor"]) if more and rows else None,
-            "first_url": query.url(base) if query.after else None,
-            "export_url": query.url(base + "/export.csv"),
-            "statuses": q.STATUSES,
-        }
-
     @get("/p/{practice_id:uuid}/memberships")
     async def memberships(
         request: HTMXRequest, practice_id: uuid.UUID, identity: Identity
     ) -> Template:
         query = q.parse_query(request.query_params.dict(), settings.dashboard_page_size)
         async with rt.user(identity) as conn:
-            context = await _list_context(conn, practice_id, query)
+            context = await memberships_context(conn, practice_id, query)
         partial = bool(request.htmx) and not request.htmx.boosted
         remember(
             request.scope,
@@ -386,24 +406,6 @@ def create_app(settings: DashboardSettings) -> Litestar:
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
-
-    async def _list_context_checks(
-        conn: Conn, practice_id: uuid.UUID, query: q.MembershipQuery
-    ) -> None:
-        if query.programme_id:
-            found = await fetch_one(
-                conn,
-                "select 1 as ok from api.categories where id = %s and practice_id = %s",
-                (query.programme_id, practice_id),
-            )
-            if found is None:
-                raise NotFoundException("no such programme")
-        if query.referral:
-            codes = {r["code"] for r in await _referrals(conn, practice_id)}
-            if query.referral not in codes:
-                raise q.BadQuery(
-                    [f"referral {query.referral!r} is not one of this practice's sources"]
-                )
 
     async def _row_response(
         conn: Conn,

@@ -356,14 +356,20 @@ revoke all on function auth.local_verify_one_time_token(text, text, integer) fro
 -- The operator's (and the demo's) way to give a user a password directly.
 create or replace function auth.local_set_password(p_user_id uuid, p_password text)
 returns void
-language sql
+language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+begin
+    -- PL/pgSQL: created (and the layer applied) even where pgcrypto is missing; used, it says so
+    if pg_catalog.to_regprocedure('extensions.crypt(text, text)') is null then
+        raise exception 'local passwords need pgcrypto (crypt)' using errcode = '0A000';
+    end if;
     update auth.users as u
     set encrypted_password = extensions.crypt(p_password, extensions.gen_salt('bf')),
         email_confirmed_at = coalesce(u.email_confirmed_at, pg_catalog.now())
-    where u.id = p_user_id
+    where u.id = p_user_id;
+end
 $$;
 comment on function auth.local_set_password(uuid, text) is
 'Local Auth stand-in: set a user''s bcrypt password (database owner only).';

@@ -84,11 +84,29 @@ def test_a_day_at_the_front_desk(
     expect(page.get_by_test_id("memberships")).not_to_contain_text("Alice Archer")
     page.get_by_label("Past due").uncheck()
 
+    # the programme filter, then a status within it (one tab parameter, not two)
+    page.get_by_test_id("programme-filter").select_option(label="Weight Loss")
+    expect(page).to_have_url(re.compile(r"tab=[0-9a-f-]{36}"))
+    expect(page.get_by_test_id("memberships")).not_to_contain_text("Testosterone")
+    page.get_by_label("Active", exact=True).check()
+    expect(page.get_by_test_id("memberships")).to_contain_text("Arthur Ames")
+    expect(page.get_by_test_id("memberships")).not_to_contain_text("Adam Abbot")
+    page.get_by_label("Active", exact=True).uncheck()
+    page.get_by_test_id("programme-filter").select_option("all")
+
     # search
     page.get_by_label("Search patient name").fill("ali")
     expect(page).to_have_url(re.compile(r"q=ali"))
     expect(page.get_by_test_id("patient-link")).to_have_count(2)  # Alice: TRT and the lab line
     expect(page.get_by_test_id("memberships")).not_to_contain_text("Adam Abbot")
+
+    # CSV of the current filter (the search, applied without a reload)
+    with page.expect_download() as download_info:
+        page.get_by_test_id("export").click()
+    csv = Path(download_info.value.path()).read_text()
+    assert csv.startswith("patient_name,programme,status")
+    assert "Alice Archer" in csv
+    assert "Adam Abbot" not in csv
 
     # an inline edit, kept after a reload
     trt = page.locator("tr", has_text="Alice Archer").filter(has_text="TRT")
@@ -120,14 +138,6 @@ def test_a_day_at_the_front_desk(
     expect(
         page.locator("tr", has_text="Alice Archer").filter(has_text="TRT").get_by_test_id("status")
     ).to_have_text("Past due", timeout=15_000)
-
-    # CSV of the current filter (the search)
-    with page.expect_download() as download_info:
-        page.get_by_test_id("export").click()
-    csv = Path(download_info.value.path()).read_text()
-    assert csv.startswith("patient_name,programme,status")
-    assert "Alice Archer" in csv
-    assert "Adam Abbot" not in csv
 
     # patient detail
     page.locator("tr", has_text="Alice Archer").filter(has_text="TRT").get_by_test_id(

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dashboard.auth import ExpiredToken, InvalidToken, TokenVerifier
 from tests.support.dashboard import PASSWORD, csrf_token, sign_in, start_dashboard
 from tests.support.dashboard_fixtures import Dash
+from worker.__main__ import main as worker_main
 
 ACCESS, REFRESH = "mxd_access", "mxd_refresh"
 
@@ -320,3 +321,40 @@ async def test_published_keys_verify_on_the_same_path(
         )
     with pytest.raises(InvalidToken):  # no HS256 secret configured: refused, not guessed
         await verifier.verify(jwt.encode(claims, "secret", "HS256"))
+
+
+def test_member_add_invitation_lands_on_the_dashboard(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", dash.owner_url)
+    monkeypatch.setenv("DASHBOARD_PUBLIC_URL", dash.base_url)
+    monkeypatch.delenv("SUPABASE_URL", raising=False)
+    with psycopg.connect(dash.owner_url) as conn:
+        slug = conn.execute(
+            "select slug from app.practices where id = %s", (dash.world.b.id,)
+        ).fetchone()
+    assert slug is not None
+    email = f"new-nurse-{time.monotonic_ns()}@example.test"
+    code = worker_main(
+        ["member", "add", "--practice", slug[0], "--email", email, "--role", "staff", "--json"]
+    )
+    assert code == 0
+    added = json.loads(capsys.readouterr().out)
+    link = added["invite_link"]
+    assert link.startswith(f"{dash.base_url}/auth/confirm?token=")
+    client = httpx.Client(timeout=10)
+    page = client.get(link)
+    assert "choose your password" in page.text
+    done = client.post(
+        f"{dash.base_url}/auth/confirm",
+        data={
+            "token": link.split("token=")[1].split("&")[0],
+            "type": "invite",
+            "password": "a fine password",
+            "password_again": "a fine password",
+            "_csrf_token": csrf_token(page.text),
+        },
+    )
+    assert done.status_code == 303
+    home = client.get(f"{dash.base_url}/")
+    assert home.headers["location"] == f"/p/{dash.world.b.id}/memberships"
