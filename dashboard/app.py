@@ -988,6 +988,7 @@ def create_app(settings: DashboardSettings) -> Litestar:
 
     def configure_jinja(engine: JinjaTemplateEngine) -> None:
         engine.engine.filters.update(FILTERS)
+        engine.engine.auto_reload = False  # templates ship with the code: no stat per render
         engine.engine.globals["quote"] = quote
 
     protected = [

@@ -171,6 +171,13 @@ def live(
     stop = threading.Event()
 
     def listen() -> None:
+        try:
+            _listen()
+        except httpx.HTTPError:
+            if not stop.is_set():  # the server stopping at the end closes the stream
+                raise
+
+    def _listen() -> None:
         with (
             httpx.Client(
                 base_url=base_url, cookies={"mxd_access": token}, timeout=httpx.Timeout(5, read=120)
