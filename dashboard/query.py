@@ -33,7 +33,7 @@ COLUMNS: dict[str, str] = {
     "fulfillment": "Fulfilment",
     "notes": "Notes",
 }
-DEFAULT_COLUMNS = tuple(c for c in COLUMNS if c != "notes")
+DEFAULT_COLUMNS = tuple(COLUMNS)  # every column until the user chooses
 
 
 class BadQuery(ValueError):

@@ -329,7 +329,7 @@ def test_column_choice_is_remembered_per_user(dash: Dash, visitors: dict[str, Vi
     assert 'class="col-programme"' not in mine
     theirs = owner.get(base).text
     assert 'class="col-programme"' in theirs
-    assert 'class="col-notes"' not in theirs
+    assert 'class="col-notes"' in theirs  # the default shows every column
     assert staff.post("/preferences/columns", {"columns": ["ssn"]}).status_code == 400
     staff.post(
         "/preferences/columns",
