@@ -11,9 +11,10 @@ DEMO_DB ?= mx_memberships_demo
 TEST_DB_URL = .run/$(TEST_DB).url
 DEMO_SECONDS ?= 30
 BENCH_ARGS ?=
+BENCH_DASHBOARD_ARGS ?=
 export DEMO_SECONDS
 
-.PHONY: help setup system-packages db-url test-db schema lint sql-lint db-lint pgtap pytest test demo bench chaos clean
+.PHONY: help setup system-packages db-url test-db schema lint sql-lint db-lint pgtap pytest test demo screenshots bench bench-dashboard chaos clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -79,9 +80,16 @@ test: setup lint db-lint pgtap pytest ## Everything CI runs: lint, db lint, pgTA
 demo: setup ## Local run: database, stand-in, webhook, worker, simulated traffic, summary
 	@$(PY) -m scripts.demo
 
+screenshots: setup ## Each dashboard page at desktop and phone width into docs/screenshots/ (Chromium)
+	@$(PY) -m scripts.screenshots
+
 bench: setup ## Benchmarks (ratios against their ceilings), not part of make test
 	@WITH_BENCH_TOOLS=1 bash scripts/system_packages.sh
 	@$(PY) -m scripts.bench $(BENCH_ARGS)
+	@$(PY) -m scripts.bench_dashboard $(BENCH_DASHBOARD_ARGS)
+
+bench-dashboard: setup ## Dashboard benchmark: the memberships page beside its api calls; live update latency
+	@$(PY) -m scripts.bench_dashboard $(BENCH_DASHBOARD_ARGS)
 
 chaos: setup ## The longer reliability suite, not part of make test
 	@$(VENV)/bin/pytest -q -m chaos tests/reliability

@@ -1,7 +1,8 @@
 """``make demo``: the whole system on this machine, with simulated clinics' traffic.
 
 Database (found by scripts/localdb.py; rebuilt each run), migrations, seed practices,
-login roles, the MX stand-in, the webhook, two workers, simulated MX traffic for
+login roles, the MX stand-in, the webhook, two workers, the dashboard (its URL and every
+demo user's e-mail and password printed), simulated MX traffic for
 ``DEMO_SECONDS`` (default 30; 0 = until Ctrl-C), then a summary, and every process
 stopped cleanly. Zero configuration; safe to run again.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,25 +25,48 @@ import psycopg
 
 from mxstandin.traffic import SimMerchant, TrafficReport, provision_merchant, run_traffic
 from scripts import localdb
-from scripts.procs import free_port, start, start_standin, stop, wait_http
+from scripts.procs import free_port, port_is_free, start, start_standin, stop, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DB = os.environ.get("DEMO_DB", "mx_memberships_demo")
 RATE_PER_SECOND = float(os.environ.get("DEMO_RATE", "20"))
 WORKERS = int(os.environ.get("DEMO_WORKERS", "2"))
+DEMO_PASSWORD = "demo-password"  # every seeded user's, local demo only
 
 
 def say(message: str) -> None:
     print(f"demo: {message}", flush=True)
 
 
-def build_database() -> tuple[str, str, str]:
-    """Fresh demo database, seed, and the two services' login roles; returns three URLs."""
+def build_database() -> tuple[str, dict[str, str]]:
+    """Fresh demo database, seed, demo passwords, and the services' login roles; returns the
+    owner URL and each service's URL."""
     url = localdb.fresh_database(DEMO_DB)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute((ROOT / "supabase" / "seed.sql").read_text())
-    webhook_url, worker_url = localdb.create_login_roles(url)
-    return url, webhook_url, worker_url
+        # the local platform layer plays Supabase Auth: bcrypt passwords in auth.users
+        conn.execute("select auth.local_set_password(id, %s) from auth.users", (DEMO_PASSWORD,))
+    return url, localdb.create_service_logins(url)
+
+
+def demo_logins(owner_url: str) -> list[tuple[str, str, str]]:
+    """(practice, role, e-mail) of every demo user."""
+    with psycopg.connect(owner_url) as conn:
+        rows = conn.execute(
+            "select p.name, m.role, u.email from app.practice_members as m "
+            "join app.practices as p on p.id = m.practice_id "
+            "join auth.users as u on u.id = m.user_id "
+            "order by p.name, case m.role when 'owner' then 0 when 'admin' then 1 else 2 end"
+        ).fetchall()
+    return [(str(p), str(r), str(e)) for p, r, e in rows]
+
+
+def dashboard_banner(url: str, owner_url: str) -> str:
+    lines = ["", "=" * 78, f"Dashboard: {url}   (sign in with any of these)", "=" * 78]
+    for practice, role, email in demo_logins(owner_url):
+        lines.append(f"  {practice:<26} {role:<6} {email:<36} password: {DEMO_PASSWORD}")
+    lines.append("=" * 78)
+    return "\n".join(lines)
 
 
 def operator(args: list[str], env: dict[str, str]) -> Any:
@@ -241,7 +266,8 @@ def main() -> int:
     log_dir = ROOT / ".run" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     say(f"building database {DEMO_DB} (platform layer, migrations, seed, login roles)")
-    owner_url, webhook_db_url, worker_db_url = build_database()
+    owner_url, logins = build_database()
+    webhook_db_url, worker_db_url = logins["webhook"], logins["worker"]
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -275,6 +301,24 @@ def main() -> int:
                 )
             )
         say(f"{WORKERS} workers consuming the queue (logs in {log_dir.relative_to(ROOT)})")
+        dashboard_port = 8090 if port_is_free(8090) else free_port()
+        dashboard_url = f"http://localhost:{dashboard_port}"
+        procs.append(
+            start(
+                "dashboard",
+                ["-m", "dashboard"],
+                {
+                    "DATABASE_URL": logins["dashboard"],
+                    "DASHBOARD_PORT": str(dashboard_port),
+                    "DASHBOARD_PUBLIC_URL": dashboard_url,
+                    "DASHBOARD_JWT_SECRET": secrets.token_urlsafe(32),
+                    "LOG_LEVEL": "WARNING",
+                },
+                log_dir,
+            )
+        )
+        wait_http(f"http://127.0.0.1:{dashboard_port}/readyz", log_dir)
+        print(dashboard_banner(dashboard_url, owner_url), flush=True)
         merchants = asyncio.run(onboard(owner_url, standin, webhook_base))
         say(f"onboarded {len(merchants)} practices as MX merchants")
         report = asyncio.run(play_traffic(standin, merchants, seconds))
@@ -288,6 +332,7 @@ def main() -> int:
         drained = wait_drained(owner_url) and drained
         print(summary(owner_url, report))
         print(dashboard_as_owner(owner_url))
+        print(dashboard_banner(dashboard_url, owner_url))
         if not drained:
             say("the queue did not drain in time: see the logs")
             return 1

@@ -273,20 +273,27 @@ def psql_file(url: str, path: Path, *, tuples_only: bool = False, **variables: o
     return done.stdout
 
 
+def create_service_logins(url: str) -> dict[str, str]:
+    """The services' least-privilege login roles (webhook, worker, dashboard) with fresh
+    passwords (sql/ops/create_login_roles.sql); returns each service's database URL."""
+    passwords = {
+        "webhook_password": secrets.token_urlsafe(16),
+        "worker_password": secrets.token_urlsafe(16),
+        "dashboard_password": secrets.token_urlsafe(16),
+    }
+    psql_file(url, ROOT / "sql" / "ops" / "create_login_roles.sql", **passwords)
+    return {
+        "webhook": _with_user(url, "mx_webhook_login", passwords["webhook_password"]),
+        "worker": _with_user(url, "mx_worker_login", passwords["worker_password"]),
+        "dashboard": _with_user(url, "mx_dashboard_login", passwords["dashboard_password"]),
+    }
+
+
 def create_login_roles(url: str) -> tuple[str, str]:
-    """The webhook's and the worker's least-privilege login roles, with fresh passwords
-    (sql/ops/create_login_roles.sql); returns the URLs of the webhook and of the worker."""
-    webhook_password, worker_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    psql_file(
-        url,
-        ROOT / "sql" / "ops" / "create_login_roles.sql",
-        webhook_password=webhook_password,
-        worker_password=worker_password,
-    )
-    return (
-        _with_user(url, "mx_webhook_login", webhook_password),
-        _with_user(url, "mx_worker_login", worker_password),
-    )
+    """The services' login roles (``create_service_logins``); returns the URLs of the webhook
+    and of the worker."""
+    urls = create_service_logins(url)
+    return urls["webhook"], urls["worker"]
 
 
 def main(argv: list[str]) -> int:

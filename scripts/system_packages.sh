@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the database tests (and, with WITH_BENCH_TOOLS=1, the benchmarks) need,
+# Debian packages the database and browser tests (and, with WITH_BENCH_TOOLS=1, the benchmarks) need,
 # installed only when missing.
 set -euo pipefail
 need=()
@@ -10,6 +10,8 @@ ext_dir=/usr/share/postgresql/${pg_major}/extension
 [ -f "${ext_dir}/pgtap.control" ] || need+=("postgresql-${pg_major}-pgtap")
 command -v pg_prove >/dev/null || need+=(libtap-parser-sourcehandler-pgtap-perl)
 [ -f "${ext_dir}/plpgsql_check.control" ] || need+=("postgresql-${pg_major}-plpgsql-check")
+# the dashboard's browser tests drive Debian's Chromium with Playwright
+[ -x /usr/bin/chromium ] || need+=(chromium)
 # `make bench` drives the webhook with wrk and the database with pgbench
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
     command -v wrk >/dev/null || need+=(wrk)

@@ -17,8 +17,8 @@ import pytest
 from mxstandin.server import StandinHandle, start_standin
 from scripts import localdb
 
-# the reliability_report fixture (tests/support/reliability_report.py), for every test module
-pytest_plugins = ["tests.support.reliability_report"]
+# the reliability_report fixture and the dashboard's fixtures (tests/support), for every test module
+pytest_plugins = ["tests.support.reliability_report", "tests.support.dashboard_fixtures"]
 
 
 @pytest.fixture(scope="session")

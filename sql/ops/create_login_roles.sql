@@ -4,6 +4,7 @@
 --
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 \
 --     -v webhook_password="$MX_WEBHOOK_DB_PASSWORD" -v worker_password="$MX_WORKER_DB_PASSWORD" \
+--     -v dashboard_password="$MX_DASHBOARD_DB_PASSWORD" \
 --     -f sql/ops/create_login_roles.sql
 --
 -- On a server that holds only this project, add `-v restrict_other_databases=on`: then the
@@ -32,6 +33,41 @@ alter role mx_webhook_login set idle_in_transaction_session_timeout = '10s';
 alter role mx_worker_login set statement_timeout = '30s';
 alter role mx_worker_login set idle_in_transaction_session_timeout = '60s';
 
+-- The dashboard's login role: no privilege of its own beyond becoming `authenticated` (as
+-- Supabase's `authenticator` does for PostgREST). NOINHERIT: as itself it reads nothing; per
+-- transaction it sets role authenticated and the verified token's claims, so RLS decides
+-- everything it reads or writes. Created when psql is given -v dashboard_password=...
+\if :{?dashboard_password}
+do $dashboard$
+begin
+    if not exists (select from pg_catalog.pg_roles where rolname = 'mx_dashboard_login') then
+        create role mx_dashboard_login login noinherit;
+    end if;
+end
+$dashboard$;
+grant authenticated to mx_dashboard_login;
+alter role mx_dashboard_login password :'dashboard_password';
+alter role mx_dashboard_login set statement_timeout = '10s';
+alter role mx_dashboard_login set idle_in_transaction_session_timeout = '30s';
+-- Where the local platform layer plays Supabase Auth (never on Supabase itself), the
+-- dashboard may call its sign-in functions; they are definers that answer for the
+-- credentials or tokens given, never a list of users.
+do $local_auth$
+begin
+    if pg_catalog.to_regprocedure('auth.local_sign_in(text, text, integer)') is not null then
+        grant usage on schema auth to mx_dashboard_login;
+        grant execute on function
+            auth.local_sign_in(text, text, integer),
+            auth.local_refresh(text, integer),
+            auth.local_sign_out(text),
+            auth.local_magic_link(text, integer),
+            auth.local_verify_one_time_token(text, text, integer)
+        to mx_dashboard_login;
+    end if;
+end
+$local_auth$;
+\endif
+
 -- ---------------------------------------------------------------------------
 -- Only what the services need (issue 12, item 9)
 -- ---------------------------------------------------------------------------
@@ -57,7 +93,9 @@ select format('revoke temporary on database %I from public', current_database())
 -- this database only (owners and superusers keep theirs). Either way the script ends by
 -- listing the other databases the login roles can still reach; pg_hba.conf is the other
 -- place to restrict them where it is yours to edit.
-select format('grant connect on database %I to mx_webhook_login, mx_worker_login', current_database())
+select format('grant connect on database %I to %I', current_database(), r.rolname)
+from pg_catalog.pg_roles as r
+where r.rolname in ('mx_webhook_login', 'mx_worker_login', 'mx_dashboard_login')
 \gexec
 
 \if :{?restrict_other_databases}
@@ -82,7 +120,8 @@ select
 from pg_catalog.pg_database as d
 where d.datname <> current_database()
     and d.datallowconn
-    and (
-        has_database_privilege('mx_webhook_login', d.oid, 'connect')
-        or has_database_privilege('mx_worker_login', d.oid, 'connect')
+    and exists (
+        select from pg_catalog.pg_roles as r
+        where r.rolname in ('mx_webhook_login', 'mx_worker_login', 'mx_dashboard_login')
+            and has_database_privilege(r.oid, d.oid, 'connect')
     );

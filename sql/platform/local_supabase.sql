@@ -113,6 +113,272 @@ grant execute on function auth.jwt(), auth.uid(), auth.role(), auth.email()
 to anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------
+-- Local Auth: what Supabase Auth (GoTrue) does for the dashboard, where no Auth server runs.
+-- Passwords are bcrypt hashes in auth.users.encrypted_password, as Supabase Auth stores them
+-- (pgcrypto's crypt() with gen_salt('bf') writes the same $2a$ form). Refresh tokens rotate
+-- and a reused (revoked) one ends its whole session, as GoTrue's reuse detection does. The
+-- dashboard signs access tokens with its local secret (HS256, like a project's JWT secret)
+-- and verifies them with the same code as Supabase's. Only the dashboard's login role may
+-- call these (granted by sql/ops/create_login_roles.sql); tokens are stored as sha256 only.
+-- ---------------------------------------------------------------------------
+alter table auth.users add column if not exists encrypted_password text;
+alter table auth.users add column if not exists email_confirmed_at timestamptz;
+alter table auth.users add column if not exists invited_at timestamptz;
+alter table auth.users add column if not exists last_sign_in_at timestamptz;
+
+create table if not exists auth.local_refresh_tokens (
+    token_hash text primary key,
+    user_id uuid not null references auth.users (id) on delete cascade,
+    session_id uuid not null,
+    revoked boolean not null default false,
+    revoked_at timestamptz,
+    session_ended boolean not null default false,
+    created_at timestamptz not null default now(),
+    expires_at timestamptz not null
+);
+alter table auth.local_refresh_tokens add column if not exists revoked_at timestamptz;
+alter table auth.local_refresh_tokens add column if not exists session_ended boolean not null default false;
+create index if not exists local_refresh_tokens_session_idx on auth.local_refresh_tokens (session_id);
+revoke all on auth.local_refresh_tokens from public;
+comment on table auth.local_refresh_tokens is
+'Local Auth stand-in: refresh tokens (sha256 of the token), rotated on use.';
+
+create table if not exists auth.local_one_time_tokens (
+    token_hash text primary key,
+    user_id uuid not null references auth.users (id) on delete cascade,
+    kind text not null check (kind in ('invite', 'magiclink')),
+    created_at timestamptz not null default now(),
+    expires_at timestamptz not null,
+    used_at timestamptz
+);
+revoke all on auth.local_one_time_tokens from public;
+comment on table auth.local_one_time_tokens is
+'Local Auth stand-in: invitation and magic-link tokens (sha256 of the token), used once.';
+
+create or replace function auth.local_token_hash(p_token text)
+returns text
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    select pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8')), 'hex')
+$$;
+comment on function auth.local_token_hash(text) is 'Local Auth stand-in: how a token is stored.';
+
+-- A new random token (two random UUIDs' worth, 244 bits) stored as its hash.
+create or replace function auth.local_new_refresh_token(
+    p_user_id uuid, p_session_id uuid, p_ttl_seconds integer
+)
+returns text
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_token text := pg_catalog.replace(
+        pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''
+    );
+begin
+    insert into auth.local_refresh_tokens (token_hash, user_id, session_id, expires_at)
+    values (
+        auth.local_token_hash(v_token), p_user_id, p_session_id,
+        pg_catalog.now() + pg_catalog.make_interval(secs => p_ttl_seconds)
+    );
+    return v_token;
+end
+$$;
+comment on function auth.local_new_refresh_token(uuid, uuid, integer) is
+'Local Auth stand-in: issue a refresh token in a session.';
+revoke all on function auth.local_new_refresh_token(uuid, uuid, integer) from public;
+
+-- Sign in with e-mail and password: a row (user, e-mail, session, refresh token) or none.
+create or replace function auth.local_sign_in(p_email text, p_password text, p_ttl_seconds integer)
+returns table (user_id uuid, email text, session_id uuid, refresh_token text)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_user auth.users;
+    v_session uuid := pg_catalog.gen_random_uuid();
+begin
+    if pg_catalog.to_regprocedure('extensions.crypt(text, text)') is null then
+        raise exception 'local sign-in needs pgcrypto (crypt)' using errcode = '0A000';
+    end if;
+    select u.* into v_user from auth.users as u
+    where pg_catalog.lower(u.email) = pg_catalog.lower(pg_catalog.btrim(p_email));
+    if v_user.id is null or v_user.encrypted_password is null or p_password is null then
+        return;
+    end if;
+    if extensions.crypt(p_password, v_user.encrypted_password) <> v_user.encrypted_password then
+        return;
+    end if;
+    update auth.users as u set last_sign_in_at = pg_catalog.now() where u.id = v_user.id;
+    return query select v_user.id, v_user.email, v_session,
+        auth.local_new_refresh_token(v_user.id, v_session, p_ttl_seconds);
+end
+$$;
+comment on function auth.local_sign_in(text, text, integer) is
+'Local Auth stand-in: check an e-mail and bcrypt password; a new session and refresh token.';
+revoke all on function auth.local_sign_in(text, text, integer) from public;
+
+-- Exchange a refresh token for a new one (rotation). A revoked token presented again means
+-- it leaked: the whole session is revoked and nothing is returned, except within 10 seconds
+-- of its rotation (GoTrue's reuse interval: a browser's parallel requests refresh at once).
+create or replace function auth.local_refresh(p_refresh_token text, p_ttl_seconds integer)
+returns table (user_id uuid, email text, session_id uuid, refresh_token text)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row auth.local_refresh_tokens;
+begin
+    select t.* into v_row from auth.local_refresh_tokens as t
+    where t.token_hash = auth.local_token_hash(p_refresh_token)
+    for update;
+    if v_row.token_hash is null or v_row.expires_at < pg_catalog.now() then
+        return;
+    end if;
+    if v_row.revoked and v_row.revoked_at < pg_catalog.now() - interval '10 seconds' then
+        update auth.local_refresh_tokens as t
+        set revoked = true, revoked_at = coalesce(t.revoked_at, pg_catalog.now()), session_ended = true
+        where t.session_id = v_row.session_id;
+        return;
+    end if;
+    if v_row.session_ended then
+        return;  -- signed out, or ended for a reused token
+    end if;
+    update auth.local_refresh_tokens as t set revoked = true, revoked_at = coalesce(t.revoked_at, pg_catalog.now())
+    where t.token_hash = v_row.token_hash;
+    return query select u.id, u.email, v_row.session_id,
+        auth.local_new_refresh_token(u.id, v_row.session_id, p_ttl_seconds)
+    from auth.users as u where u.id = v_row.user_id;
+end
+$$;
+comment on function auth.local_refresh(text, integer) is
+'Local Auth stand-in: rotate a refresh token; reuse of a revoked one revokes its session.';
+revoke all on function auth.local_refresh(text, integer) from public;
+
+create or replace function auth.local_sign_out(p_refresh_token text)
+returns void
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    update auth.local_refresh_tokens as t
+    set revoked = true, revoked_at = coalesce(t.revoked_at, pg_catalog.now()), session_ended = true
+    where t.session_id in (
+        select s.session_id from auth.local_refresh_tokens as s
+        where s.token_hash = auth.local_token_hash(p_refresh_token)
+    )
+$$;
+comment on function auth.local_sign_out(text) is
+'Local Auth stand-in: sign out (revoke every refresh token of the session).';
+revoke all on function auth.local_sign_out(text) from public;
+
+create or replace function auth.local_new_one_time_token(p_user_id uuid, p_kind text, p_ttl_seconds integer)
+returns text
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_token text := pg_catalog.replace(
+        pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''
+    );
+begin
+    insert into auth.local_one_time_tokens (token_hash, user_id, kind, expires_at)
+    values (
+        auth.local_token_hash(v_token), p_user_id, p_kind,
+        pg_catalog.now() + pg_catalog.make_interval(secs => p_ttl_seconds)
+    );
+    if p_kind = 'invite' then
+        update auth.users as u set invited_at = pg_catalog.now() where u.id = p_user_id;
+    end if;
+    return v_token;
+end
+$$;
+comment on function auth.local_new_one_time_token(uuid, text, integer) is
+'Local Auth stand-in: an invitation or magic-link token for a user (the operator invites).';
+revoke all on function auth.local_new_one_time_token(uuid, text, integer) from public;
+
+-- A magic link for an e-mail: the token, or null for an unknown e-mail (the caller answers
+-- the same either way).
+create or replace function auth.local_magic_link(p_email text, p_ttl_seconds integer)
+returns text
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    select auth.local_new_one_time_token(u.id, 'magiclink', p_ttl_seconds)
+    from auth.users as u where pg_catalog.lower(u.email) = pg_catalog.lower(pg_catalog.btrim(p_email))
+$$;
+comment on function auth.local_magic_link(text, integer) is
+'Local Auth stand-in: a magic-link token for an e-mail (null when unknown).';
+revoke all on function auth.local_magic_link(text, integer) from public;
+
+-- Use an invitation or magic-link token once; an invitation also sets the password.
+create or replace function auth.local_verify_one_time_token(
+    p_token text, p_password text, p_ttl_seconds integer
+)
+returns table (user_id uuid, email text, session_id uuid, refresh_token text)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row auth.local_one_time_tokens;
+    v_session uuid := pg_catalog.gen_random_uuid();
+begin
+    update auth.local_one_time_tokens as t set used_at = pg_catalog.now()
+    where t.token_hash = auth.local_token_hash(p_token) and t.used_at is null
+        and t.expires_at > pg_catalog.now()
+    returning t.* into v_row;
+    if v_row.token_hash is null then
+        return;
+    end if;
+    if v_row.kind = 'invite' then
+        if p_password is null or pg_catalog.length(p_password) < 8 then
+            raise exception 'the password must have at least 8 characters' using errcode = '22023';
+        end if;
+        update auth.users as u
+        set encrypted_password = extensions.crypt(p_password, extensions.gen_salt('bf')),
+            email_confirmed_at = coalesce(u.email_confirmed_at, pg_catalog.now())
+        where u.id = v_row.user_id;
+    end if;
+    return query select u.id, u.email, v_session,
+        auth.local_new_refresh_token(u.id, v_session, p_ttl_seconds)
+    from auth.users as u where u.id = v_row.user_id;
+end
+$$;
+comment on function auth.local_verify_one_time_token(text, text, integer) is
+'Local Auth stand-in: use an invitation (sets the password) or magic-link token; a new session.';
+revoke all on function auth.local_verify_one_time_token(text, text, integer) from public;
+
+-- The operator's (and the demo's) way to give a user a password directly.
+create or replace function auth.local_set_password(p_user_id uuid, p_password text)
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- PL/pgSQL: created (and the layer applied) even where pgcrypto is missing; used, it says so
+    if pg_catalog.to_regprocedure('extensions.crypt(text, text)') is null then
+        raise exception 'local passwords need pgcrypto (crypt)' using errcode = '0A000';
+    end if;
+    update auth.users as u
+    set encrypted_password = extensions.crypt(p_password, extensions.gen_salt('bf')),
+        email_confirmed_at = coalesce(u.email_confirmed_at, pg_catalog.now())
+    where u.id = p_user_id;
+end
+$$;
+comment on function auth.local_set_password(uuid, text) is
+'Local Auth stand-in: set a user''s bcrypt password (database owner only).';
+revoke all on function auth.local_set_password(uuid, text) from public;
+
+-- ---------------------------------------------------------------------------
 -- Vault: the Supabase Vault interface, backed by pgcrypto.
 -- The key lives in a table no client role can read; on Supabase the key lives
 -- outside the database, which is the point of the real Vault.

@@ -306,7 +306,7 @@ select set_eq(
         'api.products', 'api.payments', 'api.invoices', 'api.invoice_lines', 'api.memberships',
         'api.membership_events', 'api.category_rules', 'api.product_category_changes', 'api.referral_sources',
         'api.workflow_audit', 'api.products_admin', 'api.webhook_events', 'api.webhook_event_replays',
-        'api.sync_runs'
+        'api.sync_runs', 'api.user_preferences'
     ],
     'the matrix covers every relation of api'
 );
@@ -327,7 +327,7 @@ select set_eq(
         'app.contracts', 'app.memberships', 'app.membership_events', 'app.category_rules',
         'app.default_category_rules', 'app.product_category_changes', 'app.referral_sources', 'app.workflow_audit',
         'app.sync_runs', 'app.contract_payments', 'app.webhook_events', 'app.event_replays',
-        'app.membership_counts'
+        'app.membership_counts', 'app.user_preferences'
     ],
     'the matrix covers every table of app that authenticated may read'
 );

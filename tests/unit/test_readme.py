@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
+from dashboard.settings import DashboardSettings
 from webhook.settings import Settings as WebhookSettings
 from worker.settings import WorkerSettings
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("settings_class", [WebhookSettings, WorkerSettings])
+@pytest.mark.parametrize("settings_class", [WebhookSettings, WorkerSettings, DashboardSettings])
 def test_every_setting_is_documented(settings_class: type[BaseSettings]) -> None:
     missing = [
         name.upper() for name in settings_class.model_fields if f"`{name.upper()}`" not in README

@@ -22,6 +22,14 @@ from worker.ops.db import fetch_all, operator_session, scalar
 
 SUPABASE_URL_ENV = "SUPABASE_URL"
 SERVICE_KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY"
+DASHBOARD_URL_ENV = "DASHBOARD_PUBLIC_URL"
+INVITE_SECONDS = 7 * 86400  # a local invitation link works for a week, once
+
+
+def _confirm_url() -> str | None:
+    """Where an invitation lands: the dashboard page that sets the new user's password."""
+    base = os.environ.get(DASHBOARD_URL_ENV, "").rstrip("/")
+    return f"{base}/auth/confirm" if base else None
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -75,7 +83,9 @@ def _user_id(conn: psycopg.Connection[Any], email: str) -> tuple[Any, str]:
         from supabase import create_client  # the platform path only
 
         try:
-            response = create_client(url, key).auth.admin.invite_user_by_email(email)
+            redirect = _confirm_url()
+            options: Any = {"redirect_to": redirect} if redirect else {}  # a TypedDict
+            response = create_client(url, key).auth.admin.invite_user_by_email(email, options)
         except Exception as exc:  # any Auth API failure becomes one line for the operator
             raise CommandError(f"Supabase Auth could not invite {email}: {exc}") from exc
         if response.user is None:
@@ -88,6 +98,20 @@ def _user_id(conn: psycopg.Connection[Any], email: str) -> tuple[Any, str]:
         (email,),
     )
     return created, "created locally"
+
+
+def _local_invite_link(conn: psycopg.Connection[Any], user_id: Any) -> str | None:
+    """Locally no mail is sent: the operator passes on a one-time link to the dashboard page
+    where the new user chooses a password (the local platform layer's invitation)."""
+    confirm = _confirm_url()
+    if confirm is None:
+        return None
+    token = scalar(
+        conn,
+        "select auth.local_new_one_time_token(%s, 'invite', %s)",
+        (user_id, INVITE_SECONDS),
+    )
+    return f"{confirm}?token={token}&type=invite"
 
 
 def member_add(args: argparse.Namespace) -> int:
@@ -108,16 +132,17 @@ def member_add(args: argparse.Namespace) -> int:
                 "Ask the person to confirm it (or delete that account in Supabase Auth and run "
                 "member add again, which invites the address)."
             ) from None
-    emit(
-        args,
-        {
-            "practice": args.practice,
-            "email": email,
-            "role": args.role,
-            "user": how,
-            "membership": outcome,
-        },
-    )
+        link = _local_invite_link(conn, user_id) if how == "created locally" else None
+    result = {
+        "practice": args.practice,
+        "email": email,
+        "role": args.role,
+        "user": how,
+        "membership": outcome,
+    }
+    if link:
+        result["invite_link"] = link
+    emit(args, result)
     return 0
 
 

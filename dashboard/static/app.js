@@ -1,0 +1,43 @@
+// The dashboard's own behaviour (htmx does the rest): errors said out loud, live rows flashed,
+// and Supabase's sign-in links (tokens in the URL fragment) handed to the server.
+(function () {
+  "use strict";
+  function toast(text) {
+    var box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = text;
+    setTimeout(function () { if (box.textContent === text) box.textContent = ""; }, 6000);
+  }
+  document.addEventListener("htmx:responseError", function (e) {
+    var status = e.detail.xhr.status;
+    if (status === 503) toast("The dashboard cannot reach its database right now; nothing was lost. Try again in a few seconds.");
+    else if (status === 404) toast("Not found: it may have been removed, or it is not yours to see.");
+    else if (status === 400) toast("That request was refused: " + (e.detail.xhr.responseText.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").trim().slice(0, 200)));
+    else if (status === 403) toast("Not allowed.");
+    else toast("Something went wrong (" + status + "). Try again.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast("The dashboard is not reachable. Check the connection and try again.");
+  });
+  document.addEventListener("htmx:sseMessage", function (e) {
+    var elt = e.target;
+    if (elt && elt.tagName === "TR") elt.dataset.live = "1";
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var elt = e.detail.elt;
+    if (elt && elt.tagName === "TR") {
+      elt.classList.add("flash");
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("fragment-form");
+    if (!form || !location.hash) return;
+    var params = new URLSearchParams(location.hash.slice(1));
+    if (!params.get("access_token")) return;
+    form.access_token.value = params.get("access_token");
+    form.refresh_token.value = params.get("refresh_token") || "";
+    form.type.value = params.get("type") || "";
+    history.replaceState(null, "", location.pathname);
+    form.submit();
+  });
+})();

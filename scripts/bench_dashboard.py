@@ -1,0 +1,309 @@
+"""Dashboard benchmark (``make bench-dashboard``; ``make bench`` runs it after the others).
+
+1. The memberships page of the largest practice, complete HTML over HTTP, beside exactly the
+   ``api`` calls it makes (``dashboard.app.memberships_context``, as the same user in one
+   transaction), alternating which goes first, ``--rounds`` times each; target: page p95 at
+   most 2x the api p95.
+2. Live: the time from a committed membership change to the server-sent event on an open
+   stream of that practice, while other practices' memberships change in the background
+   (``--load`` updates a second); target: p95 under 2 s.
+
+Data: the scale generator (``sql/bench/generate_scale_data.sql``) into a database of its own,
+at the size given (``--practices/--payments/--memberships``), or ``--db NAME`` to reuse one
+(for example ``mx_bench_scale`` from ``make bench``). Results: a table on stdout and
+``.run/bench-dashboard.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import psycopg
+
+from dashboard import query as q
+from dashboard.app import memberships_context
+from dashboard.auth import Identity
+from dashboard.db import as_user, make_pool
+from scripts import localdb
+from tests.support.dashboard import start_dashboard
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATOR = ROOT / "sql" / "bench" / "generate_scale_data.sql"
+VARIANTS = {
+    "by name, first page": "",
+    "last paid, newest first": "sort=last_paid_at.desc",
+    "active only, started between": "status=active&started_from=2024-01-01&started_to=2026-06-30",
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def database(args: argparse.Namespace) -> str:
+    if args.db:
+        return localdb.database_url(args.db)
+    url = localdb.fresh_database("mx_bench_dashboard")
+    print(
+        f"bench-dashboard: generating {args.practices} practices, {args.memberships:,} "
+        f"memberships, {args.payments:,} payments",
+        flush=True,
+    )
+    started = time.monotonic()
+    localdb.psql_file(
+        url,
+        GENERATOR,
+        practices=args.practices,
+        payments=args.payments,
+        memberships=args.memberships,
+    )
+    print(f"bench-dashboard: generated in {time.monotonic() - started:.0f} s", flush=True)
+    return url
+
+
+def largest_practice(url: str) -> tuple[str, int, str, str]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select m.practice_id, count(*) from app.memberships as m "
+            "group by 1 order by 2 desc limit 1"
+        ).fetchone()
+        assert row is not None, "no memberships"
+        owner = conn.execute(
+            "select u.id, u.email from app.practice_members as pm join auth.users as u "
+            "on u.id = pm.user_id where pm.practice_id = %s order by pm.role = 'owner' desc "
+            "limit 1",
+            (row[0],),
+        ).fetchone()
+    assert owner is not None, "the practice has no member"
+    return str(row[0]), int(row[1]), str(owner[0]), str(owner[1] or "")
+
+
+def token_for(secret: str, user_id: str, email: str) -> tuple[str, Identity]:
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "email": email,
+        "role": "authenticated",
+        "aud": "authenticated",
+        "iat": now,
+        "exp": now + 3600,
+    }
+    return jwt.encode(claims, secret, "HS256"), Identity(user_id, email, now + 3600, claims)
+
+
+async def api_calls(pool: Any, identity: Identity, practice: str, query: q.MembershipQuery) -> None:
+    async with as_user(pool, identity, 5) as conn:
+        await memberships_context(conn, practice, query)  # type: ignore[arg-type]
+
+
+async def page_vs_api(
+    base_url: str, token: str, pool: Any, identity: Identity, practice: str, rounds: int
+) -> list[dict[str, Any]]:
+    results = []
+    async with httpx.AsyncClient(
+        base_url=base_url, cookies={"mxd_access": token}, timeout=30
+    ) as client:
+        for name, query_string in VARIANTS.items():
+            path = f"/p/{practice}/memberships" + (f"?{query_string}" if query_string else "")
+            query = q.parse_query(
+                {k: [v] for k, v in (p.split("=") for p in query_string.split("&") if p)}
+            )
+            for _ in range(5):  # warm up both
+                assert (await client.get(path)).status_code == 200
+                await api_calls(pool, identity, practice, query)
+            page_ms: list[float] = []
+            api_ms: list[float] = []
+            for n in range(rounds):
+                order = ("page", "api") if n % 2 == 0 else ("api", "page")
+                for which in order:
+                    started = time.perf_counter()
+                    if which == "page":
+                        response = await client.get(path)
+                        assert response.status_code == 200
+                        page_ms.append((time.perf_counter() - started) * 1000)
+                    else:
+                        await api_calls(pool, identity, practice, query)
+                        api_ms.append((time.perf_counter() - started) * 1000)
+            results.append(
+                {
+                    "variant": name,
+                    "page_p50_ms": round(pct(page_ms, 50), 2),
+                    "page_p95_ms": round(pct(page_ms, 95), 2),
+                    "api_p50_ms": round(pct(api_ms, 50), 2),
+                    "api_p95_ms": round(pct(api_ms, 95), 2),
+                    "ratio_p95": round(pct(page_ms, 95) / pct(api_ms, 95), 2),
+                    "bytes": len(response.content),
+                }
+            )
+    return results
+
+
+def live(
+    owner_url: str, base_url: str, token: str, practice: str, samples: int, load: float
+) -> dict[str, Any]:
+    with psycopg.connect(owner_url) as conn:
+        targets = [
+            str(r[0])
+            for r in conn.execute(
+                "select id from app.memberships where practice_id = %s limit 50", (practice,)
+            ).fetchall()
+        ]
+        others = [
+            str(r[0])
+            for r in conn.execute(
+                "select id from app.memberships where practice_id <> %s limit 5000", (practice,)
+            ).fetchall()
+        ]
+    received: dict[str, float] = {}
+    ready = threading.Event()
+    stop = threading.Event()
+
+    def listen() -> None:
+        try:
+            _listen()
+        except httpx.HTTPError:
+            if not stop.is_set():  # the server stopping at the end closes the stream
+                raise
+
+    def _listen() -> None:
+        with (
+            httpx.Client(
+                base_url=base_url, cookies={"mxd_access": token}, timeout=httpx.Timeout(5, read=120)
+            ) as client,
+            client.stream("GET", f"/p/{practice}/events") as response,
+        ):
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                if line.startswith("event: ready"):
+                    ready.set()
+                elif line.startswith("event: m-"):
+                    received.setdefault(line[len("event: m-") :].strip(), time.perf_counter())
+
+    def background() -> None:
+        with psycopg.connect(owner_url, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute(
+                    "update app.memberships set notes = %s where id = %s",
+                    (f"bench {time.time()}", random.choice(others)),
+                )
+                time.sleep(1 / load)
+
+    threading.Thread(target=listen, daemon=True).start()
+    if not ready.wait(10):
+        raise SystemExit("bench-dashboard: the event stream did not open")
+    loader = threading.Thread(target=background, daemon=True)
+    if others and load > 0:
+        loader.start()
+    latencies: list[float] = []
+    missed = 0
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        for n in range(samples):
+            target = targets[n % len(targets)]
+            received.pop(target, None)
+            conn.execute(
+                "update app.memberships set notes = %s where id = %s", (f"live {n}", target)
+            )
+            committed = time.perf_counter()
+            deadline = committed + 5
+            while target not in received and time.perf_counter() < deadline:
+                time.sleep(0.002)
+            if target in received:
+                latencies.append((received[target] - committed) * 1000)
+            else:
+                missed += 1
+            time.sleep(0.05)
+    stop.set()
+    return {
+        "samples": samples,
+        "missed": missed,
+        "background_updates_per_s": load,
+        "p50_ms": round(pct(latencies, 50), 1) if latencies else None,
+        "p95_ms": round(pct(latencies, 95), 1) if latencies else None,
+        "max_ms": round(max(latencies), 1) if latencies else None,
+        "mean_ms": round(statistics.mean(latencies), 1) if latencies else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", help="reuse this scale database (e.g. mx_bench_scale)")
+    parser.add_argument("--practices", type=int, default=20)
+    parser.add_argument("--payments", type=int, default=1_000_000)
+    parser.add_argument("--memberships", type=int, default=300_000)
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--live-samples", type=int, default=100)
+    parser.add_argument(
+        "--load",
+        type=float,
+        default=100.0,
+        help="background membership updates per second during the live run",
+    )
+    args = parser.parse_args(argv)
+
+    url = database(args)
+    practice, size, user_id, email = largest_practice(url)
+    print(f"bench-dashboard: largest practice {practice} with {size:,} memberships", flush=True)
+    logins = localdb.create_service_logins(url)
+    server = start_dashboard(logins["dashboard"], db_pool_max_size=4)
+    token, identity = token_for(server.settings.dashboard_jwt_secret, user_id, email)
+
+    async def measure() -> list[dict[str, Any]]:
+        pool = make_pool(server.settings)
+        await pool.open()
+        try:
+            return await page_vs_api(server.base_url, token, pool, identity, practice, args.rounds)
+        finally:
+            await pool.close()
+
+    try:
+        pages = asyncio.run(measure())
+        live_result = live(url, server.base_url, token, practice, args.live_samples, args.load)
+    finally:
+        server.stop()
+    report = {
+        "practice_memberships": size,
+        "pages": pages,
+        "live": live_result,
+        "rounds": args.rounds,
+    }
+    out = ROOT / ".run" / "bench-dashboard.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nDashboard, largest practice ({size:,} memberships), {args.rounds} rounds each:\n")
+    print("| page | page p50 / p95 ms | api calls p50 / p95 ms | page / api p95 | target | met |")
+    print("|---|---|---|---|---|---|")
+    for row in pages:
+        met = "yes" if row["ratio_p95"] <= 2.0 else "no"
+        print(
+            f"| {row['variant']} | {row['page_p50_ms']} / {row['page_p95_ms']} | "
+            f"{row['api_p50_ms']} / {row['api_p95_ms']} | {row['ratio_p95']} | <= 2.0 | {met} |"
+        )
+    met = (
+        live_result["p95_ms"] is not None
+        and live_result["p95_ms"] < 2000
+        and not live_result["missed"]
+    )
+    print(
+        f"\nLive: change -> event p50 {live_result['p50_ms']} ms, p95 {live_result['p95_ms']} ms, "
+        f"max {live_result['max_ms']} ms, {live_result['missed']} missed of "
+        f"{live_result['samples']}, with {args.load:g} background updates/s; target p95 < 2 s: "
+        f"{'yes' if met else 'no'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright (no browser download), one
+browser per module, and the running webhook and worker the live test posts through."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from tests.support.dashboard_fixtures import Dash
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def browser(dash: Dash) -> Iterator[Browser]:
+    """Set up after ``dash``: Playwright's sync API keeps an event loop running in this
+    thread, where pytest-asyncio could not build the async fixture any more."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run make setup (scripts/system_packages.sh)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def start_worker(database_url: str, mx_base_url: str, log: Path) -> subprocess.Popen[bytes]:
+    """``python -m worker run`` as its own process, as in production."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MX_BASE_URL": mx_base_url,
+        "WORKER_METRICS_PORT": "0",
+        "SCHEDULER_ENABLED": "false",
+        "WORKER_POLL_INTERVAL_SECONDS": "0.1",
+        "ALERT_CHECK_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
