@@ -16,7 +16,7 @@ GRANT USAGE ON SCHEMA api TO authenticated;
 -- FUNCTION: add_category(uuid, text, integer)
 CREATE FUNCTION api.add_category(p_practice_id uuid, p_name text, p_sort_order integer DEFAULT 100) RETURNS uuid
     LANGUAGE sql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     insert into app.categories (practice_id, name, sort_order)
     values (p_practice_id, trim(p_name), coalesce(p_sort_order, 100))
@@ -33,7 +33,7 @@ GRANT ALL ON FUNCTION api.add_category(p_practice_id uuid, p_name text, p_sort_o
 -- FUNCTION: confirm_product_suggestion(uuid)
 CREATE FUNCTION api.confirm_product_suggestion(p_product_id uuid) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_suggested uuid;
@@ -53,10 +53,36 @@ COMMENT ON FUNCTION api.confirm_product_suggestion(p_product_id uuid) IS 'Owners
 REVOKE ALL ON FUNCTION api.confirm_product_suggestion(p_product_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.confirm_product_suggestion(p_product_id uuid) TO authenticated;
 
+-- FUNCTION: csv_cell(text)
+CREATE FUNCTION api.csv_cell(p_value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select case
+        when p_value is null then ''
+        else (
+            select case
+                when v.cell ~ '[",\r\n]' or v.cell <> btrim(v.cell) then '"' || replace(v.cell, '"', '""') || '"'
+                else v.cell
+            end
+            from (
+                select case when p_value ~ '^[=+@\t\r-]' then '''' || p_value else p_value end as cell
+            ) as v
+        )
+    end
+$$;
+
+-- COMMENT: FUNCTION csv_cell(p_value text)
+COMMENT ON FUNCTION api.csv_cell(p_value text) IS 'One CSV field (RFC 4180 quoting) that no spreadsheet runs as a formula: a value starting with =, +, -, @, a tab or a carriage return gets a leading apostrophe; null is empty. Every CSV export uses it.';
+
+-- ACL: FUNCTION csv_cell(p_value text)
+REVOKE ALL ON FUNCTION api.csv_cell(p_value text) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.csv_cell(p_value text) TO authenticated;
+
 -- FUNCTION: delete_category_rule(uuid, text)
 CREATE FUNCTION api.delete_category_rule(p_practice_id uuid, p_keyword text) RETURNS boolean
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_found boolean;
@@ -78,7 +104,7 @@ GRANT ALL ON FUNCTION api.delete_category_rule(p_practice_id uuid, p_keyword tex
 -- FUNCTION: delete_referral_source(uuid, text)
 CREATE FUNCTION api.delete_referral_source(p_practice_id uuid, p_code text) RETURNS boolean
     LANGUAGE sql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     with d as (
         delete from app.referral_sources where practice_id = p_practice_id and code = p_code returning 1
@@ -93,10 +119,10 @@ COMMENT ON FUNCTION api.delete_referral_source(p_practice_id uuid, p_code text) 
 REVOKE ALL ON FUNCTION api.delete_referral_source(p_practice_id uuid, p_code text) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.delete_referral_source(p_practice_id uuid, p_code text) TO authenticated;
 
--- FUNCTION: export_memberships_csv(uuid, text, text[], boolean, text, text, date, date, text, text)
-CREATE FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text DEFAULT 'all'::text, p_status text[] DEFAULT NULL::text[], p_google_review boolean DEFAULT NULL::boolean, p_referral_source text DEFAULT NULL::text, p_fulfillment text DEFAULT NULL::text, p_started_from date DEFAULT NULL::date, p_started_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_sort text DEFAULT 'name'::text) RETURNS text
+-- FUNCTION: export_memberships_csv(uuid, text, text[], boolean, text, text, date, date, text, text, date, date)
+CREATE FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text DEFAULT 'all'::text, p_status text[] DEFAULT NULL::text[], p_google_review boolean DEFAULT NULL::boolean, p_referral_source text DEFAULT NULL::text, p_fulfillment text DEFAULT NULL::text, p_started_from date DEFAULT NULL::date, p_started_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_sort text DEFAULT 'name'::text, p_last_paid_from date DEFAULT NULL::date, p_last_paid_to date DEFAULT NULL::date) RETURNS text
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_page constant integer := 1000;
@@ -111,14 +137,7 @@ begin
             count(*),
             string_agg(
                 (
-                    select string_agg(
-                        case
-                            when f.v is null then ''
-                            when f.v ~ '[",\r\n]' or f.v <> trim(f.v) then '"' || replace(f.v, '"', '""') || '"'
-                            else f.v
-                        end,
-                        ',' order by f.n
-                    )
+                    select string_agg(api.csv_cell(f.v), ',' order by f.n)
                     from unnest(array[
                         l.patient_name, l.category_name, l.status, l.started_on::text, l.last_paid_at::text,
                         l.next_billing_on::text, l.amount::text, l.billing_interval,
@@ -132,7 +151,8 @@ begin
         into v_rows, v_chunk, v_after
         from api.list_memberships(
             p_practice_id, p_tab, p_status, p_google_review, p_referral_source, p_fulfillment,
-            p_started_from, p_started_to, p_search, p_sort, v_after, v_page
+            p_started_from, p_started_to, p_search, p_sort, v_after, v_page,
+            p_last_paid_from, p_last_paid_to
         ) with ordinality as l (
             id, practice_id, patient_id, patient_name, category_id, category_name, status, status_source,
             status_changed_at, started_on, last_paid_at, next_billing_on, canceled_at, amount,
@@ -146,17 +166,17 @@ begin
 end
 $$;
 
--- COMMENT: FUNCTION export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text)
-COMMENT ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text) IS 'The membership list (same filters and sort) as CSV with a header row, every row, RFC 4180 quoting.';
+-- COMMENT: FUNCTION export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date)
+COMMENT ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date) IS 'The membership list (same filters and sort) as CSV with a header row, every row, RFC 4180 quoting; every field through api.csv_cell (no cell a spreadsheet runs as a formula).';
 
--- ACL: FUNCTION export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text)
-REVOKE ALL ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text) FROM PUBLIC;
-GRANT ALL ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text) TO authenticated;
+-- ACL: FUNCTION export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date)
+REVOKE ALL ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date) TO authenticated;
 
--- FUNCTION: list_memberships(uuid, text, text[], boolean, text, text, date, date, text, text, jsonb, integer)
-CREATE FUNCTION api.list_memberships(p_practice_id uuid, p_tab text DEFAULT 'all'::text, p_status text[] DEFAULT NULL::text[], p_google_review boolean DEFAULT NULL::boolean, p_referral_source text DEFAULT NULL::text, p_fulfillment text DEFAULT NULL::text, p_started_from date DEFAULT NULL::date, p_started_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_sort text DEFAULT 'name'::text, p_after jsonb DEFAULT NULL::jsonb, p_limit integer DEFAULT 50) RETURNS TABLE(id uuid, practice_id uuid, patient_id uuid, patient_name text, category_id uuid, category_name text, status text, status_source text, status_changed_at timestamp with time zone, started_on date, last_paid_at timestamp with time zone, next_billing_on date, canceled_at timestamp with time zone, amount numeric, billing_interval text, product_names text[], google_review_submitted boolean, google_review_at timestamp with time zone, referral_source text, fulfillment text, notes text, cursor jsonb)
+-- FUNCTION: list_memberships(uuid, text, text[], boolean, text, text, date, date, text, text, jsonb, integer, date, date)
+CREATE FUNCTION api.list_memberships(p_practice_id uuid, p_tab text DEFAULT 'all'::text, p_status text[] DEFAULT NULL::text[], p_google_review boolean DEFAULT NULL::boolean, p_referral_source text DEFAULT NULL::text, p_fulfillment text DEFAULT NULL::text, p_started_from date DEFAULT NULL::date, p_started_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_sort text DEFAULT 'name'::text, p_after jsonb DEFAULT NULL::jsonb, p_limit integer DEFAULT 50, p_last_paid_from date DEFAULT NULL::date, p_last_paid_to date DEFAULT NULL::date) RETURNS TABLE(id uuid, practice_id uuid, patient_id uuid, patient_name text, category_id uuid, category_name text, status text, status_source text, status_changed_at timestamp with time zone, started_on date, last_paid_at timestamp with time zone, next_billing_on date, canceled_at timestamp with time zone, amount numeric, billing_interval text, product_names text[], google_review_submitted boolean, google_review_at timestamp with time zone, referral_source text, fulfillment text, notes text, cursor jsonb)
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     v_field text := lower(split_part(regexp_replace(trim(coalesce(p_sort, 'name')), '[ :]+', '.'), '.', 1));
@@ -167,6 +187,7 @@ declare
     v_category uuid;
     v_pattern text;
     v_limit integer := least(greatest(coalesce(p_limit, 50), 1), 1000);
+    v_timezone text;
 begin
     v_key := case v_field
         when 'name' then 'm.patient_name_key'
@@ -190,6 +211,8 @@ begin
     end if;
     if p_status is not null then
         v_where := v_where || ' and m.status = any($3)';
+    else
+        v_where := v_where || ' and m.status <> ''one_time''';
     end if;
     if p_google_review is not null then
         v_where := v_where || ' and m.google_review_submitted = $4';
@@ -205,6 +228,17 @@ begin
     end if;
     if p_started_to is not null then
         v_where := v_where || ' and m.started_on <= $8';
+    end if;
+    if p_last_paid_from is not null or p_last_paid_to is not null then
+        -- whole days in the practice's time zone (RLS: an unknown practice has no zone, no rows)
+        select p.timezone into v_timezone from app.practices as p where p.id = p_practice_id;
+        v_timezone := coalesce(v_timezone, 'UTC');
+    end if;
+    if p_last_paid_from is not null then
+        v_where := v_where || ' and m.last_paid_at >= ($12::timestamp at time zone $14)';
+    end if;
+    if p_last_paid_to is not null then
+        v_where := v_where || ' and m.last_paid_at < (($13 + 1)::timestamp at time zone $14)';
     end if;
     if nullif(trim(p_search), '') is not null then
         v_pattern := '%' || replace(replace(replace(
@@ -236,21 +270,47 @@ begin
         v_key, v_where, v_dir
     )
     using p_practice_id, v_category, p_status, p_google_review, p_referral_source, p_fulfillment,
-        p_started_from, p_started_to, v_pattern, p_after, v_limit;
+        p_started_from, p_started_to, v_pattern, p_after, v_limit, p_last_paid_from, p_last_paid_to,
+        v_timezone;
 end
 $_$;
 
--- COMMENT: FUNCTION list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer)
-COMMENT ON FUNCTION api.list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer) IS 'Memberships of a practice for the dashboard: tab, filters, name search, sort, keyset page (cursor).';
+-- COMMENT: FUNCTION list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer, p_last_paid_from date, p_last_paid_to date)
+COMMENT ON FUNCTION api.list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer, p_last_paid_from date, p_last_paid_to date) IS 'Memberships of a practice for the dashboard: tab, filters (last paid between: whole days in the practice''s time zone), name search, sort, keyset page (cursor). One-time purchases only when p_status asks for one_time.';
 
--- ACL: FUNCTION list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer)
-REVOKE ALL ON FUNCTION api.list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION api.list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer) TO authenticated;
+-- ACL: FUNCTION list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer, p_last_paid_from date, p_last_paid_to date)
+REVOKE ALL ON FUNCTION api.list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer, p_last_paid_from date, p_last_paid_to date) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.list_memberships(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer, p_last_paid_from date, p_last_paid_to date) TO authenticated;
+
+-- FUNCTION: list_one_time_purchases(uuid, text, boolean, text, text, date, date, text, text, jsonb, integer)
+CREATE FUNCTION api.list_one_time_purchases(p_practice_id uuid, p_tab text DEFAULT 'all'::text, p_google_review boolean DEFAULT NULL::boolean, p_referral_source text DEFAULT NULL::text, p_fulfillment text DEFAULT NULL::text, p_started_from date DEFAULT NULL::date, p_started_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_sort text DEFAULT 'name'::text, p_after jsonb DEFAULT NULL::jsonb, p_limit integer DEFAULT 50) RETURNS TABLE(id uuid, practice_id uuid, patient_id uuid, patient_name text, category_id uuid, category_name text, status text, status_source text, status_changed_at timestamp with time zone, started_on date, last_paid_at timestamp with time zone, next_billing_on date, canceled_at timestamp with time zone, amount numeric, billing_interval text, product_names text[], google_review_submitted boolean, google_review_at timestamp with time zone, referral_source text, fulfillment text, notes text, cursor jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if coalesce(p_tab, 'all') = 'cancellations' then
+        raise exception 'p_tab must be all or a programme id' using errcode = '22023';
+    end if;
+    return query
+    select *
+    from api.list_memberships(
+        p_practice_id, p_tab, array['one_time'], p_google_review, p_referral_source, p_fulfillment,
+        p_started_from, p_started_to, p_search, p_sort, p_after, p_limit
+    );
+end
+$$;
+
+-- COMMENT: FUNCTION list_one_time_purchases(p_practice_id uuid, p_tab text, p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer)
+COMMENT ON FUNCTION api.list_one_time_purchases(p_practice_id uuid, p_tab text, p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer) IS 'One-time purchases (patient x programme without recurring evidence) of a practice: the members'' list filters, sort and keyset pages; p_tab all or a programme id.';
+
+-- ACL: FUNCTION list_one_time_purchases(p_practice_id uuid, p_tab text, p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer)
+REVOKE ALL ON FUNCTION api.list_one_time_purchases(p_practice_id uuid, p_tab text, p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.list_one_time_purchases(p_practice_id uuid, p_tab text, p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer) TO authenticated;
 
 -- FUNCTION: membership_tab_counts(uuid)
 CREATE FUNCTION api.membership_tab_counts(p_practice_id uuid) RETURNS TABLE(tab text, category_id uuid, label text, sort_order integer, member_count bigint)
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     return query
@@ -260,7 +320,7 @@ begin
             sum(mc.member_count) as n,
             sum(mc.member_count) filter (where mc.status in ('paused', 'canceled')) as cancels
         from app.membership_counts as mc
-        where mc.practice_id = p_practice_id
+        where mc.practice_id = p_practice_id and mc.status <> 'one_time'
         group by mc.category_id
     )
 
@@ -279,16 +339,48 @@ end
 $$;
 
 -- COMMENT: FUNCTION membership_tab_counts(p_practice_id uuid)
-COMMENT ON FUNCTION api.membership_tab_counts(p_practice_id uuid) IS 'One row per dashboard tab (All, each programme, Cancellations) with its membership count, read from the maintained counters.';
+COMMENT ON FUNCTION api.membership_tab_counts(p_practice_id uuid) IS 'One row per dashboard tab (All, each programme, Cancellations) with its membership count, read from the maintained counters; one-time purchases are not memberships and not counted.';
 
 -- ACL: FUNCTION membership_tab_counts(p_practice_id uuid)
 REVOKE ALL ON FUNCTION api.membership_tab_counts(p_practice_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.membership_tab_counts(p_practice_id uuid) TO authenticated;
 
+-- FUNCTION: one_time_purchase_counts(uuid)
+CREATE FUNCTION api.one_time_purchase_counts(p_practice_id uuid) RETURNS TABLE(tab text, category_id uuid, label text, sort_order integer, purchase_count bigint)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    return query
+    with per_category as (
+        select mc.category_id, sum(mc.member_count) as n
+        from app.membership_counts as mc
+        where mc.practice_id = p_practice_id and mc.status = 'one_time'
+        group by mc.category_id
+    )
+
+    select 'all', null::uuid, 'All', 0, coalesce(sum(pc.n), 0)::bigint
+    from per_category as pc
+    union all
+    select c.id::text, c.id, c.name, c.sort_order, coalesce(pc.n, 0)::bigint
+    from app.categories as c
+    left join per_category as pc on c.id = pc.category_id
+    where c.practice_id = p_practice_id
+    order by 4, 3;
+end
+$$;
+
+-- COMMENT: FUNCTION one_time_purchase_counts(p_practice_id uuid)
+COMMENT ON FUNCTION api.one_time_purchase_counts(p_practice_id uuid) IS 'One row per tab of the one-time purchases list (All, each programme): patients x programmes with one-time purchases only, read from the maintained counters.';
+
+-- ACL: FUNCTION one_time_purchase_counts(p_practice_id uuid)
+REVOKE ALL ON FUNCTION api.one_time_purchase_counts(p_practice_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.one_time_purchase_counts(p_practice_id uuid) TO authenticated;
+
 -- FUNCTION: patient_detail(uuid)
 CREATE FUNCTION api.patient_detail(p_patient_id uuid) RETURNS jsonb
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     return (
@@ -327,16 +419,26 @@ REVOKE ALL ON FUNCTION api.patient_detail(p_patient_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.patient_detail(p_patient_id uuid) TO authenticated;
 
 -- FUNCTION: practice_metrics(uuid, date, date)
-CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date) RETURNS TABLE(category_id uuid, category_name text, active_at_start bigint, active_at_end bigint, past_due_at_end bigint, mrr numeric, new_members bigint, canceled bigint, reactivated bigint, churn_rate numeric)
+CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date) RETURNS TABLE(category_id uuid, category_name text, active_at_start bigint, active_at_end bigint, past_due_at_end bigint, mrr numeric, new_members bigint, canceled bigint, reactivated bigint, churn_rate numeric, delinquency_churned bigint)
     LANGUAGE sql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    with bounds as (
+    with interval_names (name, period) as (
+        -- private.billing_period's names (unknown names: the practice's default)
+        values
+        ('daily', interval '1 day'), ('weekly', interval '7 days'), ('biweekly', interval '14 days'),
+        ('monthly', interval '1 month'), ('quarterly', interval '3 months'),
+        ('semiannually', interval '6 months'), ('yearly', interval '1 year'), ('annually', interval '1 year'),
+        ('annual', interval '1 year')
+    ),
+    bounds as (
         select
             (p_from::timestamp at time zone p.timezone) as t0,
             ((p_to + 1)::timestamp at time zone p.timezone) as t1,
-            p.timezone
+            p.timezone,
+            d.period as default_period
         from app.practices as p
+        left join interval_names as d on d.name = p.default_billing_interval
         where p.id = p_practice_id
     ),
     ev as (
@@ -351,6 +453,10 @@ CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date)
                 and x.evidence_at >= b.t0 and x.evidence_at < b.t1
             ) as canceled_in,
             bool_or(
+                x.new_status = 'canceled' and x.source = 'system' and x.reason = 'lapsed'
+                and x.evidence_at >= b.t0 and x.evidence_at < b.t1
+            ) as lapsed_in,
+            bool_or(
                 x.new_status = 'active'
                 and coalesce(x.old_status in ('canceled', 'paused'), false)
                 and x.evidence_at >= b.t0 and x.evidence_at < b.t1
@@ -360,6 +466,8 @@ CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date)
                 e.membership_id,
                 e.old_status,
                 e.new_status,
+                e.source,
+                e.reason,
                 e.evidence_at,
                 lead(e.evidence_at, 1, 'infinity') over (
                     partition by e.membership_id order by e.evidence_at, e.id
@@ -373,28 +481,30 @@ CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date)
     ms as (
         select
             m.category_id,
-            -- monthly-normalised amount: the same table as docs/memberships.md
-            round(coalesce(m.amount, 0) * case lower(coalesce(trim(m.billing_interval), ''))
-                when 'daily' then 365.0 / 12
-                when 'weekly' then 52.0 / 12
-                when 'biweekly' then 26.0 / 12
-                when 'quarterly' then 1.0 / 3
-                when 'semiannually' then 1.0 / 6
-                when 'yearly' then 1.0 / 12
-                when 'annually' then 1.0 / 12
-                when 'annual' then 1.0 / 12
-                else 1
-            end, 2) as monthly,
+            -- monthly amount (client roles execute no private function, so inline): months
+            -- divide (quarterly 1/3, yearly 1/12), days count 52 weeks a year (weekly 52/12)
+            round(coalesce(m.amount, 0) / greatest(
+                extract(year from per.period) * 12 + extract(month from per.period)
+                + extract(day from per.period) * 12 / 364.0,
+                0.01
+            ), 2) as monthly,
             ev.status_start,
             ev.status_end,
-            least((m.started_on::timestamp at time zone b.timezone), ev.first_active_event_at) as first_active_at,
+            case when ev.first_active_event_at is not null or m.status <> 'one_time' then
+                least((m.started_on::timestamp at time zone b.timezone), ev.first_active_event_at)
+            end as first_active_at,
             coalesce(ev.canceled_in, false) as canceled_in,
+            coalesce(ev.lapsed_in, false) as lapsed_in,
             coalesce(ev.reactivated_in, false) as reactivated_in,
             b.t0,
             b.t1
         from app.memberships as m
         cross join bounds as b
         left join ev on ev.membership_id = m.id
+        left join interval_names as own on own.name = lower(trim(m.billing_interval))
+        cross join lateral (
+            select coalesce(m.billing_period, own.period, b.default_period) as period
+        ) as per
         where m.practice_id = p_practice_id
     ),
     per_category as (
@@ -406,10 +516,12 @@ CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date)
             sum(ms.monthly) filter (where ms.status_end in ('active', 'past_due')) as mrr,
             count(*) filter (where ms.first_active_at >= ms.t0 and ms.first_active_at < ms.t1) as new_members,
             count(*) filter (where ms.canceled_in) as canceled,
+            count(*) filter (where ms.lapsed_in) as lapsed,
             count(*) filter (where ms.reactivated_in) as reactivated
         from ms
         group by ms.category_id
     )
+
     select
         c.id,
         coalesce(c.name, 'All'),
@@ -420,7 +532,8 @@ CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date)
         coalesce(sum(pc.new_members), 0)::bigint,
         coalesce(sum(pc.canceled), 0)::bigint,
         coalesce(sum(pc.reactivated), 0)::bigint,
-        round(coalesce(sum(pc.canceled), 0) / nullif(sum(pc.active_at_start), 0), 4)
+        round(coalesce(sum(pc.canceled), 0) / nullif(sum(pc.active_at_start), 0), 4),
+        coalesce(sum(pc.lapsed), 0)::bigint
     from app.categories as c
     left join per_category as pc on pc.category_id = c.id
     where c.practice_id = p_practice_id
@@ -430,16 +543,77 @@ CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date)
 $$;
 
 -- COMMENT: FUNCTION practice_metrics(p_practice_id uuid, p_from date, p_to date)
-COMMENT ON FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date) IS 'Per programme and in total: active at start and end, past due at end, MRR, new, canceled, reactivated, churn rate over [p_from, p_to] in the practice''s time zone.';
+COMMENT ON FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date) IS 'Per programme and in total over [p_from, p_to] (practice time zone): active at start and end, past due at end, MRR (members only), new, canceled, reactivated, churn rate, delinquency churn (lapsed) (docs/memberships.md).';
 
 -- ACL: FUNCTION practice_metrics(p_practice_id uuid, p_from date, p_to date)
 REVOKE ALL ON FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date) TO authenticated;
 
+-- FUNCTION: practice_revenue(uuid, date, date)
+CREATE FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to date) RETURNS TABLE(category_id uuid, category_name text, one_time_purchases bigint, one_time_revenue numeric, recurring_sales bigint, recurring_revenue numeric)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with bounds as (
+        select
+            (p_from::timestamp at time zone p.timezone) as t0,
+            ((p_to + 1)::timestamp at time zone p.timezone) as t1
+        from app.practices as p
+        where p.id = p_practice_id
+    ),
+    sales as (
+        -- successful sales of the period, each with whether MX billed it as recurring
+        select
+            p.id,
+            (
+                p.source = 'Recurring'
+                or exists (select from app.contract_payments as cp where cp.payment_id = p.id)
+            ) as recurring
+        from app.payments as p
+        cross join bounds as b
+        where p.practice_id = p_practice_id
+            and p.mx_created_at >= b.t0 and p.mx_created_at < b.t1
+            and p.status in ('Approved', 'Settled') and p.type in ('Sale', 'SaleCompletion')
+    ),
+    revenue as (
+        select
+            l.category_id,
+            count(distinct s.id) filter (where not s.recurring) as one_time_purchases,
+            sum(l.total_amount) filter (where not s.recurring) as one_time_revenue,
+            count(distinct s.id) filter (where s.recurring) as recurring_sales,
+            sum(l.total_amount) filter (where s.recurring) as recurring_revenue
+        from sales as s
+        inner join app.payment_invoices as pi on s.id = pi.payment_id
+        inner join app.invoice_lines as l on pi.invoice_id = l.invoice_id
+        group by l.category_id
+    )
+
+    select
+        c.id,
+        coalesce(c.name, 'All'),
+        coalesce(sum(r.one_time_purchases), 0)::bigint,
+        coalesce(sum(r.one_time_revenue), 0)::numeric(12, 2),
+        coalesce(sum(r.recurring_sales), 0)::bigint,
+        coalesce(sum(r.recurring_revenue), 0)::numeric(12, 2)
+    from app.categories as c
+    left join revenue as r on c.id = r.category_id
+    where c.practice_id = p_practice_id
+        and (c.kind = 'programme' or r.category_id is not null)
+    group by grouping sets ((c.id, c.name, c.sort_order), ())
+    order by grouping(c.id), c.sort_order, c.name
+$$;
+
+-- COMMENT: FUNCTION practice_revenue(p_practice_id uuid, p_from date, p_to date)
+COMMENT ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to date) IS 'Per programme and in total over [p_from, p_to] (practice time zone): successful sales split into one-time purchases (not billed as recurring) and recurring sales, counts and the sum of their invoice lines in the programme; money taken, kept apart from MRR (docs/memberships.md).';
+
+-- ACL: FUNCTION practice_revenue(p_practice_id uuid, p_from date, p_to date)
+REVOKE ALL ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to date) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to date) TO authenticated;
+
 -- FUNCTION: rename_category(uuid, text)
 CREATE FUNCTION api.rename_category(p_category_id uuid, p_name text) RETURNS void
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     update app.categories set name = trim(p_name) where id = p_category_id;
@@ -461,7 +635,7 @@ GRANT ALL ON FUNCTION api.rename_category(p_category_id uuid, p_name text) TO au
 -- FUNCTION: replay_webhook_event(bigint)
 CREATE FUNCTION api.replay_webhook_event(p_event_id bigint) RETURNS jsonb
     LANGUAGE sql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select private.request_event_replay(p_event_id)
 $$;
@@ -476,7 +650,7 @@ GRANT ALL ON FUNCTION api.replay_webhook_event(p_event_id bigint) TO authenticat
 -- FUNCTION: set_category_rule(uuid, text, uuid)
 CREATE FUNCTION api.set_category_rule(p_practice_id uuid, p_keyword text, p_category_id uuid) RETURNS uuid
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_id uuid;
@@ -500,10 +674,46 @@ COMMENT ON FUNCTION api.set_category_rule(p_practice_id uuid, p_keyword text, p_
 REVOKE ALL ON FUNCTION api.set_category_rule(p_practice_id uuid, p_keyword text, p_category_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.set_category_rule(p_practice_id uuid, p_keyword text, p_category_id uuid) TO authenticated;
 
+-- FUNCTION: set_membership_columns(text[])
+CREATE FUNCTION api.set_membership_columns(p_columns text[]) RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_columns text [];
+begin
+    if auth.uid() is null then
+        raise exception 'not signed in' using errcode = '42501';
+    end if;
+    -- patient always shown; duplicates dropped, order kept
+    select pg_catalog.array_agg(c.name order by c.first_at)
+    into v_columns
+    from (
+        select u.name, min(u.n) as first_at
+        from pg_catalog.unnest(array['patient']::text [] || coalesce(p_columns, '{}')) with ordinality as u (name, n)
+        group by u.name
+    ) as c;
+    insert into app.user_preferences as p (user_id, membership_columns)
+    values (auth.uid(), v_columns)
+    on conflict (user_id) do update
+    set membership_columns = excluded.membership_columns, updated_at = pg_catalog.now();
+    return v_columns;
+exception when check_violation then
+    raise exception 'unknown column in %', p_columns using errcode = '22023';
+end
+$$;
+
+-- COMMENT: FUNCTION set_membership_columns(p_columns text[])
+COMMENT ON FUNCTION api.set_membership_columns(p_columns text[]) IS 'Signed-in user: choose the columns of the memberships list (kept per user).';
+
+-- ACL: FUNCTION set_membership_columns(p_columns text[])
+REVOKE ALL ON FUNCTION api.set_membership_columns(p_columns text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.set_membership_columns(p_columns text[]) TO authenticated;
+
 -- FUNCTION: set_membership_status(uuid, text, text)
 CREATE FUNCTION api.set_membership_status(p_membership_id uuid, p_status text, p_reason text) RETURNS text
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_status text;
@@ -513,6 +723,11 @@ begin
     end if;
     if coalesce(trim(p_reason), '') = '' then
         raise exception 'a reason is required' using errcode = '22023';
+    end if;
+    select m.status into v_status from app.memberships as m where m.id = p_membership_id;
+    if v_status = 'one_time' then
+        raise exception 'membership % is a one-time purchase: treat the patient as a member first '
+            '(api.treat_as_member)', p_membership_id using errcode = '22023';
     end if;
     update app.memberships set staff_status = p_status, staff_reason = trim(p_reason)
     where id = p_membership_id;
@@ -525,7 +740,7 @@ end
 $$;
 
 -- COMMENT: FUNCTION set_membership_status(p_membership_id uuid, p_status text, p_reason text)
-COMMENT ON FUNCTION api.set_membership_status(p_membership_id uuid, p_status text, p_reason text) IS 'Staff: pause, cancel or reactivate (status active) a membership; reason required; returns the new status.';
+COMMENT ON FUNCTION api.set_membership_status(p_membership_id uuid, p_status text, p_reason text) IS 'Staff: pause, cancel or reactivate (status active) a membership; reason required; returns the new status. A one-time purchase is refused (api.treat_as_member first).';
 
 -- ACL: FUNCTION set_membership_status(p_membership_id uuid, p_status text, p_reason text)
 REVOKE ALL ON FUNCTION api.set_membership_status(p_membership_id uuid, p_status text, p_reason text) FROM PUBLIC;
@@ -534,7 +749,7 @@ GRANT ALL ON FUNCTION api.set_membership_status(p_membership_id uuid, p_status t
 -- FUNCTION: set_product_category(uuid, uuid)
 CREATE FUNCTION api.set_product_category(p_product_id uuid, p_category_id uuid) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_practice_id uuid;
@@ -565,7 +780,7 @@ GRANT ALL ON FUNCTION api.set_product_category(p_product_id uuid, p_category_id 
 -- FUNCTION: set_referral_source(uuid, text, text, integer)
 CREATE FUNCTION api.set_referral_source(p_practice_id uuid, p_code text, p_label text, p_sort_order integer DEFAULT 100) RETURNS void
     LANGUAGE sql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     insert into app.referral_sources (practice_id, code, label, sort_order)
     values (p_practice_id, lower(trim(p_code)), trim(p_label), coalesce(p_sort_order, 100))
@@ -580,10 +795,41 @@ COMMENT ON FUNCTION api.set_referral_source(p_practice_id uuid, p_code text, p_l
 REVOKE ALL ON FUNCTION api.set_referral_source(p_practice_id uuid, p_code text, p_label text, p_sort_order integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.set_referral_source(p_practice_id uuid, p_code text, p_label text, p_sort_order integer) TO authenticated;
 
+-- FUNCTION: treat_as_member(uuid, boolean, text)
+CREATE FUNCTION api.treat_as_member(p_membership_id uuid, p_treat boolean, p_reason text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_status text;
+begin
+    if p_treat is null then
+        raise exception 'p_treat must be true (treat as member) or false (undo)' using errcode = '22023';
+    end if;
+    if coalesce(trim(p_reason), '') = '' then
+        raise exception 'a reason is required' using errcode = '22023';
+    end if;
+    update app.memberships set treated_as_member = p_treat, treated_as_member_reason = trim(p_reason)
+    where id = p_membership_id;
+    if not found then
+        raise exception 'membership % not found', p_membership_id using errcode = 'P0002';
+    end if;
+    select m.status into v_status from app.memberships as m where m.id = p_membership_id;
+    return v_status;
+end
+$$;
+
+-- COMMENT: FUNCTION treat_as_member(p_membership_id uuid, p_treat boolean, p_reason text)
+COMMENT ON FUNCTION api.treat_as_member(p_membership_id uuid, p_treat boolean, p_reason text) IS 'Staff: count a patient who pays by hand as a member of the programme (p_treat true) or undo it (false); reason required; audited in api.workflow_audit (and the status change in the history); returns the new status.';
+
+-- ACL: FUNCTION treat_as_member(p_membership_id uuid, p_treat boolean, p_reason text)
+REVOKE ALL ON FUNCTION api.treat_as_member(p_membership_id uuid, p_treat boolean, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.treat_as_member(p_membership_id uuid, p_treat boolean, p_reason text) TO authenticated;
+
 -- FUNCTION: update_invoice_followup(bigint, jsonb)
 CREATE FUNCTION api.update_invoice_followup(p_invoice_id bigint, p_changes jsonb) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_unknown text;
@@ -634,7 +880,7 @@ GRANT ALL ON FUNCTION api.update_invoice_followup(p_invoice_id bigint, p_changes
 -- FUNCTION: update_membership_workflow(uuid, jsonb)
 CREATE FUNCTION api.update_membership_workflow(p_membership_id uuid, p_changes jsonb) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_unknown text;
@@ -818,13 +1064,17 @@ CREATE VIEW api.memberships WITH (security_invoker='true') AS
     m.google_review_at,
     m.referral_source,
     m.fulfillment,
-    m.notes
+    m.notes,
+    (m.status <> 'one_time'::text) AS is_member,
+    m.treated_as_member,
+    m.billing_period,
+    m.billing_period_source
    FROM ((app.memberships m
      JOIN app.patients pt ON ((m.patient_id = pt.id)))
      JOIN app.categories c ON ((m.category_id = c.id)));
 
 -- COMMENT: VIEW memberships
-COMMENT ON VIEW api.memberships IS 'Memberships with patient and programme names.';
+COMMENT ON VIEW api.memberships IS 'Memberships with patient and programme names; is_member false: a one-time purchase (status one_time).';
 
 -- ACL: TABLE memberships
 GRANT SELECT ON TABLE api.memberships TO authenticated;
@@ -918,7 +1168,10 @@ CREATE VIEW api.practices WITH (security_invoker='true') AS
     p.timezone,
     p.auto_apply_suggestions,
     p.past_due_grace_days,
-    p.created_at
+    p.created_at,
+    p.lapse_days,
+    p.count_repeat_purchases,
+    p.default_billing_interval
    FROM app.practices p;
 
 -- COMMENT: VIEW practices
@@ -1041,6 +1294,19 @@ COMMENT ON VIEW api.sync_runs IS 'Synchronisation runs of the practices the requ
 
 -- ACL: TABLE sync_runs
 GRANT SELECT ON TABLE api.sync_runs TO authenticated;
+
+-- VIEW: user_preferences
+CREATE VIEW api.user_preferences WITH (security_invoker='true') AS
+ SELECT p.user_id,
+    p.membership_columns,
+    p.updated_at
+   FROM app.user_preferences p;
+
+-- COMMENT: VIEW user_preferences
+COMMENT ON VIEW api.user_preferences IS 'The requesting user''s own dashboard preferences.';
+
+-- ACL: TABLE user_preferences
+GRANT SELECT ON TABLE api.user_preferences TO authenticated;
 
 -- VIEW: webhook_event_replays
 CREATE VIEW api.webhook_event_replays WITH (security_invoker='true') AS

@@ -43,6 +43,9 @@ ALTER TABLE ONLY app.merchant_accounts
 -- INDEX: merchant_accounts_practice_id_idx
 CREATE INDEX merchant_accounts_practice_id_idx ON app.merchant_accounts USING btree (practice_id);
 
+-- TRIGGER: merchant_accounts merchant_accounts_keep_history_in_practice
+CREATE TRIGGER merchant_accounts_keep_history_in_practice BEFORE UPDATE OF practice_id ON app.merchant_accounts FOR EACH ROW WHEN ((old.practice_id IS DISTINCT FROM new.practice_id)) EXECUTE FUNCTION private.refuse_moving_merchant_history();
+
 -- TRIGGER: merchant_accounts merchant_accounts_touch_updated_at
 CREATE TRIGGER merchant_accounts_touch_updated_at BEFORE UPDATE ON app.merchant_accounts FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at();
 
@@ -121,10 +124,21 @@ CREATE TABLE app.memberships (
     overdue_at timestamp with time zone,
     overdue_basis_at timestamp with time zone,
     patient_name_key text DEFAULT ''::text NOT NULL,
+    recurring_since timestamp with time zone,
+    repeat_since timestamp with time zone,
+    treated_as_member boolean DEFAULT false NOT NULL,
+    treated_as_member_reason text,
+    treated_as_member_by uuid,
+    treated_as_member_at timestamp with time zone,
+    lapsed_at timestamp with time zone,
+    lapsed_basis_at timestamp with time zone,
+    billing_period interval,
+    billing_period_source text,
+    CONSTRAINT memberships_billing_period_source_check CHECK ((billing_period_source = ANY (ARRAY['contract'::text, 'spacing'::text, 'default'::text]))),
     CONSTRAINT memberships_fulfillment_check CHECK ((fulfillment = ANY (ARRAY['in_office'::text, 'mail_out'::text]))),
     CONSTRAINT memberships_payment_status_check CHECK ((payment_status = ANY (ARRAY['active'::text, 'past_due'::text]))),
     CONSTRAINT memberships_staff_status_check CHECK ((staff_status = ANY (ARRAY['active'::text, 'paused'::text, 'canceled'::text]))),
-    CONSTRAINT memberships_status_check CHECK ((status = ANY (ARRAY['active'::text, 'past_due'::text, 'paused'::text, 'canceled'::text]))),
+    CONSTRAINT memberships_status_check CHECK ((status = ANY (ARRAY['active'::text, 'past_due'::text, 'paused'::text, 'canceled'::text, 'one_time'::text]))),
     CONSTRAINT memberships_status_source_check CHECK ((status_source = ANY (ARRAY['payment'::text, 'contract'::text, 'staff'::text, 'system'::text])))
 );
 
@@ -139,6 +153,27 @@ COMMENT ON COLUMN app.memberships.overdue_basis_at IS 'The payment evidence time
 
 -- COMMENT: COLUMN memberships.patient_name_key
 COMMENT ON COLUMN app.memberships.patient_name_key IS 'Copy of the patient''s name key (triggers keep it current): sort, search and keyset of the list.';
+
+-- COMMENT: COLUMN memberships.recurring_since
+COMMENT ON COLUMN app.memberships.recurring_since IS 'Recurring evidence: the first payment in the programme that MX billed as recurring (source Recurring or listed by a contract); null when there is none.';
+
+-- COMMENT: COLUMN memberships.repeat_since
+COMMENT ON COLUMN app.memberships.repeat_since IS 'Repeat evidence (practices.count_repeat_purchases): the purchase that came within 1.5 billing intervals of the one before it.';
+
+-- COMMENT: COLUMN memberships.treated_as_member
+COMMENT ON COLUMN app.memberships.treated_as_member IS 'Staff decision (api.treat_as_member): count this patient as a member without recurring billing.';
+
+-- COMMENT: COLUMN memberships.lapsed_at
+COMMENT ON COLUMN app.memberships.lapsed_at IS 'System evidence: when the past-due membership lapsed (past due + practices.lapse_days).';
+
+-- COMMENT: COLUMN memberships.lapsed_basis_at
+COMMENT ON COLUMN app.memberships.lapsed_basis_at IS 'The payment evidence time the sweep saw when it lapsed the membership; the lapse holds while it is unchanged.';
+
+-- COMMENT: COLUMN memberships.billing_period
+COMMENT ON COLUMN app.memberships.billing_period IS 'Billing period from the contract (interval, every) or the spacing of recurring payments; null: the practice''s default_billing_interval.';
+
+-- COMMENT: COLUMN memberships.billing_period_source
+COMMENT ON COLUMN app.memberships.billing_period_source IS 'Where billing_period comes from.';
 
 -- CONSTRAINT: memberships memberships_pkey
 ALTER TABLE ONLY app.memberships
@@ -169,6 +204,9 @@ CREATE INDEX memberships_practice_last_paid_idx ON app.memberships USING btree (
 -- INDEX: memberships_practice_name_idx
 CREATE INDEX memberships_practice_name_idx ON app.memberships USING btree (practice_id, patient_name_key, id);
 
+-- INDEX: memberships_practice_past_due_idx
+CREATE INDEX memberships_practice_past_due_idx ON app.memberships USING btree (practice_id) WHERE (status = 'past_due'::text);
+
 -- INDEX: memberships_practice_referral_idx
 CREATE INDEX memberships_practice_referral_idx ON app.memberships USING btree (practice_id, referral_source) WHERE (referral_source IS NOT NULL);
 
@@ -187,17 +225,35 @@ CREATE TRIGGER memberships_apply_legacy_workflow AFTER INSERT ON app.memberships
 -- TRIGGER: memberships memberships_audit_workflow
 CREATE TRIGGER memberships_audit_workflow AFTER UPDATE OF google_review_submitted, google_review_at, referral_source, fulfillment, notes ON app.memberships FOR EACH ROW EXECUTE FUNCTION private.audit_workflow_change('google_review_submitted', 'google_review_at', 'referral_source', 'fulfillment', 'notes');
 
+-- TRIGGER: memberships memberships_contract_billing_period
+CREATE TRIGGER memberships_contract_billing_period BEFORE INSERT OR UPDATE OF contract_id, billing_interval ON app.memberships FOR EACH ROW EXECUTE FUNCTION private.set_contract_billing_period();
+
 -- TRIGGER: memberships memberships_maintain_counts
 CREATE TRIGGER memberships_maintain_counts AFTER INSERT OR DELETE ON app.memberships FOR EACH ROW EXECUTE FUNCTION private.maintain_membership_counts();
 
 -- TRIGGER: memberships memberships_maintain_counts_on_change
 CREATE TRIGGER memberships_maintain_counts_on_change AFTER UPDATE OF practice_id, category_id, status ON app.memberships FOR EACH ROW WHEN (((old.practice_id IS DISTINCT FROM new.practice_id) OR (old.category_id IS DISTINCT FROM new.category_id) OR (old.status IS DISTINCT FROM new.status))) EXECUTE FUNCTION private.maintain_membership_counts();
 
+-- TRIGGER: memberships memberships_notify_delete
+CREATE TRIGGER memberships_notify_delete AFTER DELETE ON app.memberships REFERENCING OLD TABLE AS changed_old FOR EACH STATEMENT EXECUTE FUNCTION private.notify_membership_changes();
+
+-- TRIGGER: memberships memberships_notify_insert
+CREATE TRIGGER memberships_notify_insert AFTER INSERT ON app.memberships REFERENCING NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION private.notify_membership_changes();
+
+-- TRIGGER: memberships memberships_notify_update
+CREATE TRIGGER memberships_notify_update AFTER UPDATE ON app.memberships REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION private.notify_membership_changes();
+
 -- TRIGGER: memberships memberships_patient_name_key
 CREATE TRIGGER memberships_patient_name_key BEFORE INSERT OR UPDATE OF patient_id ON app.memberships FOR EACH ROW EXECUTE FUNCTION private.set_membership_patient_name_key();
 
+-- TRIGGER: memberships memberships_settle_after_member_decision
+CREATE TRIGGER memberships_settle_after_member_decision AFTER UPDATE OF treated_as_member, treated_as_member_reason ON app.memberships FOR EACH ROW EXECUTE FUNCTION private.settle_after_member_decision();
+
 -- TRIGGER: memberships memberships_settle_after_staff_decision
 CREATE TRIGGER memberships_settle_after_staff_decision AFTER UPDATE OF staff_status, staff_reason ON app.memberships FOR EACH ROW EXECUTE FUNCTION private.settle_after_staff_decision();
+
+-- TRIGGER: memberships memberships_stamp_member_decision
+CREATE TRIGGER memberships_stamp_member_decision BEFORE UPDATE OF treated_as_member, treated_as_member_reason ON app.memberships FOR EACH ROW EXECUTE FUNCTION private.stamp_member_decision();
 
 -- TRIGGER: memberships memberships_stamp_staff_decision
 CREATE TRIGGER memberships_stamp_staff_decision BEFORE UPDATE OF staff_status, staff_reason ON app.memberships FOR EACH ROW EXECUTE FUNCTION private.stamp_staff_decision();
@@ -228,6 +284,10 @@ ALTER TABLE ONLY app.memberships
 -- FK CONSTRAINT: memberships memberships_staff_user_id_fkey
 ALTER TABLE ONLY app.memberships
     ADD CONSTRAINT memberships_staff_user_id_fkey FOREIGN KEY (staff_user_id) REFERENCES auth.users(id) ON DELETE SET NULL;
+
+-- FK CONSTRAINT: memberships memberships_treated_as_member_by_fkey
+ALTER TABLE ONLY app.memberships
+    ADD CONSTRAINT memberships_treated_as_member_by_fkey FOREIGN KEY (treated_as_member_by) REFERENCES auth.users(id) ON DELETE SET NULL;
 
 -- ROW SECURITY: memberships
 ALTER TABLE app.memberships ENABLE ROW LEVEL SECURITY;
@@ -261,6 +321,12 @@ GRANT UPDATE(fulfillment) ON TABLE app.memberships TO authenticated;
 
 -- ACL: COLUMN memberships.notes
 GRANT UPDATE(notes) ON TABLE app.memberships TO authenticated;
+
+-- ACL: COLUMN memberships.treated_as_member
+GRANT UPDATE(treated_as_member) ON TABLE app.memberships TO authenticated;
+
+-- ACL: COLUMN memberships.treated_as_member_reason
+GRANT UPDATE(treated_as_member_reason) ON TABLE app.memberships TO authenticated;
 
 -- TABLE: categories
 CREATE TABLE app.categories (
@@ -419,13 +485,31 @@ CREATE TABLE app.practices (
     past_due_grace_days integer DEFAULT 7 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    lapse_days integer DEFAULT 30 NOT NULL,
+    count_repeat_purchases boolean DEFAULT false NOT NULL,
+    default_billing_interval text DEFAULT 'monthly'::text NOT NULL,
+    CONSTRAINT practices_default_billing_interval_check CHECK ((default_billing_interval = ANY (ARRAY['weekly'::text, 'biweekly'::text, 'monthly'::text, 'quarterly'::text, 'semiannually'::text, 'yearly'::text]))),
+    CONSTRAINT practices_lapse_days_check CHECK (((lapse_days >= 1) AND (lapse_days <= 365))),
     CONSTRAINT practices_name_check CHECK ((length(TRIM(BOTH FROM name)) > 0)),
     CONSTRAINT practices_past_due_grace_days_check CHECK (((past_due_grace_days >= 0) AND (past_due_grace_days <= 90))),
-    CONSTRAINT practices_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9-]*$'::text))
+    CONSTRAINT practices_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9-]*$'::text)),
+    CONSTRAINT practices_timezone_check CHECK ((('2000-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE timezone) IS NOT NULL))
 );
 
 -- COMMENT: TABLE practices
 COMMENT ON TABLE app.practices IS 'A medical practice: the tenant every other row belongs to.';
+
+-- COMMENT: COLUMN practices.lapse_days
+COMMENT ON COLUMN app.practices.lapse_days IS 'Days a membership may stay past due (no payment, no active contract) before it lapses to canceled.';
+
+-- COMMENT: COLUMN practices.count_repeat_purchases
+COMMENT ON COLUMN app.practices.count_repeat_purchases IS 'Opt-in: two successful purchases in a programme within 1.5 billing intervals make a membership.';
+
+-- COMMENT: COLUMN practices.default_billing_interval
+COMMENT ON COLUMN app.practices.default_billing_interval IS 'Billing interval of a membership when neither its contract nor its payments tell it.';
+
+-- COMMENT: CONSTRAINT practices_timezone_check ON practices
+COMMENT ON CONSTRAINT practices_timezone_check ON app.practices IS 'The time zone must be one Postgres knows (the conversion raises otherwise).';
 
 -- CONSTRAINT: practices practices_pkey
 ALTER TABLE ONLY app.practices
@@ -474,6 +558,15 @@ GRANT SELECT(past_due_grace_days),UPDATE(past_due_grace_days) ON TABLE app.pract
 -- ACL: COLUMN practices.created_at
 GRANT SELECT(created_at) ON TABLE app.practices TO authenticated;
 
+-- ACL: COLUMN practices.lapse_days
+GRANT SELECT(lapse_days),UPDATE(lapse_days) ON TABLE app.practices TO authenticated;
+
+-- ACL: COLUMN practices.count_repeat_purchases
+GRANT SELECT(count_repeat_purchases),UPDATE(count_repeat_purchases) ON TABLE app.practices TO authenticated;
+
+-- ACL: COLUMN practices.default_billing_interval
+GRANT SELECT(default_billing_interval),UPDATE(default_billing_interval) ON TABLE app.practices TO authenticated;
+
 -- TABLE: invoice_lines
 CREATE TABLE app.invoice_lines (
     invoice_id bigint NOT NULL,
@@ -513,6 +606,10 @@ CREATE INDEX invoice_lines_product_id_idx ON app.invoice_lines USING btree (prod
 -- FK CONSTRAINT: invoice_lines invoice_lines_invoice_id_fkey
 ALTER TABLE ONLY app.invoice_lines
     ADD CONSTRAINT invoice_lines_invoice_id_fkey FOREIGN KEY (invoice_id) REFERENCES app.invoices(id) ON DELETE CASCADE;
+
+-- FK CONSTRAINT: invoice_lines invoice_lines_invoice_same_practice_fkey
+ALTER TABLE ONLY app.invoice_lines
+    ADD CONSTRAINT invoice_lines_invoice_same_practice_fkey FOREIGN KEY (invoice_id, practice_id) REFERENCES app.invoices(id, practice_id) ON DELETE CASCADE;
 
 -- FK CONSTRAINT: invoice_lines invoice_lines_practice_id_category_id_fkey
 ALTER TABLE ONLY app.invoice_lines
@@ -573,6 +670,10 @@ CREATE TABLE app.invoices (
 -- COMMENT: TABLE invoices
 COMMENT ON TABLE app.invoices IS 'An MX Merchant invoice, plus the practice''s pharmacy follow-up fields.';
 
+-- CONSTRAINT: invoices invoices_id_practice_key
+ALTER TABLE ONLY app.invoices
+    ADD CONSTRAINT invoices_id_practice_key UNIQUE (id, practice_id);
+
 -- CONSTRAINT: invoices invoices_pkey
 ALTER TABLE ONLY app.invoices
     ADD CONSTRAINT invoices_pkey PRIMARY KEY (id);
@@ -596,6 +697,10 @@ ALTER TABLE ONLY app.invoices
 -- FK CONSTRAINT: invoices invoices_patient_id_fkey
 ALTER TABLE ONLY app.invoices
     ADD CONSTRAINT invoices_patient_id_fkey FOREIGN KEY (patient_id) REFERENCES app.patients(id);
+
+-- FK CONSTRAINT: invoices invoices_patient_same_practice_fkey
+ALTER TABLE ONLY app.invoices
+    ADD CONSTRAINT invoices_patient_same_practice_fkey FOREIGN KEY (patient_id, practice_id) REFERENCES app.patients(id, practice_id);
 
 -- FK CONSTRAINT: invoices invoices_practice_id_fkey
 ALTER TABLE ONLY app.invoices
@@ -769,6 +874,10 @@ CREATE TABLE app.patients (
 -- COMMENT: TABLE patients
 COMMENT ON TABLE app.patients IS 'A patient: an MX Merchant customer of one practice.';
 
+-- CONSTRAINT: patients patients_id_practice_key
+ALTER TABLE ONLY app.patients
+    ADD CONSTRAINT patients_id_practice_key UNIQUE (id, practice_id);
+
 -- CONSTRAINT: patients patients_pkey
 ALTER TABLE ONLY app.patients
     ADD CONSTRAINT patients_pkey PRIMARY KEY (id);
@@ -836,15 +945,30 @@ CREATE TABLE app.payments (
     source_event_id bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    mx_original_id bigint,
+    mx_invoice_ids bigint[] DEFAULT '{}'::bigint[] NOT NULL,
     CONSTRAINT payments_card_last4_check CHECK ((card_last4 ~ '^[0-9]{4}$'::text))
 );
 
 -- COMMENT: TABLE payments
 COMMENT ON TABLE app.payments IS 'A payment as MX Merchant returned it (sales, declines, refunds).';
 
+-- COMMENT: COLUMN payments.mx_original_id
+COMMENT ON COLUMN app.payments.mx_original_id IS 'The sale a refund returns, as MX names it (original_payment_id links it once that sale is stored).';
+
+-- COMMENT: COLUMN payments.mx_invoice_ids
+COMMENT ON COLUMN app.payments.mx_invoice_ids IS 'The invoices MX names for this payment (app.payment_invoices links each one once it is stored).';
+
+-- CONSTRAINT: payments payments_id_practice_key
+ALTER TABLE ONLY app.payments
+    ADD CONSTRAINT payments_id_practice_key UNIQUE (id, practice_id);
+
 -- CONSTRAINT: payments payments_pkey
 ALTER TABLE ONLY app.payments
     ADD CONSTRAINT payments_pkey PRIMARY KEY (id);
+
+-- INDEX: payments_mx_invoice_ids_idx
+CREATE INDEX payments_mx_invoice_ids_idx ON app.payments USING gin (mx_invoice_ids) WITH (fastupdate=off);
 
 -- INDEX: payments_original_payment_id_idx
 CREATE INDEX payments_original_payment_id_idx ON app.payments USING btree (original_payment_id) WHERE (original_payment_id IS NOT NULL);
@@ -855,6 +979,9 @@ CREATE INDEX payments_patient_created_idx ON app.payments USING btree (patient_i
 -- INDEX: payments_practice_created_idx
 CREATE INDEX payments_practice_created_idx ON app.payments USING btree (practice_id, mx_created_at DESC, id DESC);
 
+-- INDEX: payments_unlinked_original_idx
+CREATE INDEX payments_unlinked_original_idx ON app.payments USING btree (mx_original_id) WHERE ((original_payment_id IS NULL) AND (mx_original_id IS NOT NULL));
+
 -- FK CONSTRAINT: payments payments_merchant_account_id_fkey
 ALTER TABLE ONLY app.payments
     ADD CONSTRAINT payments_merchant_account_id_fkey FOREIGN KEY (merchant_account_id) REFERENCES app.merchant_accounts(id);
@@ -863,9 +990,17 @@ ALTER TABLE ONLY app.payments
 ALTER TABLE ONLY app.payments
     ADD CONSTRAINT payments_original_payment_id_fkey FOREIGN KEY (original_payment_id) REFERENCES app.payments(id);
 
+-- FK CONSTRAINT: payments payments_original_same_practice_fkey
+ALTER TABLE ONLY app.payments
+    ADD CONSTRAINT payments_original_same_practice_fkey FOREIGN KEY (original_payment_id, practice_id) REFERENCES app.payments(id, practice_id);
+
 -- FK CONSTRAINT: payments payments_patient_id_fkey
 ALTER TABLE ONLY app.payments
     ADD CONSTRAINT payments_patient_id_fkey FOREIGN KEY (patient_id) REFERENCES app.patients(id);
+
+-- FK CONSTRAINT: payments payments_patient_same_practice_fkey
+ALTER TABLE ONLY app.payments
+    ADD CONSTRAINT payments_patient_same_practice_fkey FOREIGN KEY (patient_id, practice_id) REFERENCES app.patients(id, practice_id);
 
 -- FK CONSTRAINT: payments payments_practice_id_fkey
 ALTER TABLE ONLY app.payments
@@ -1038,8 +1173,11 @@ CREATE INDEX product_category_changes_practice_idx ON app.product_category_chang
 -- INDEX: product_category_changes_product_idx
 CREATE INDEX product_category_changes_product_idx ON app.product_category_changes USING btree (product_id, changed_at DESC);
 
--- TRIGGER: product_category_changes product_category_changes_apply
-CREATE TRIGGER product_category_changes_apply BEFORE INSERT ON app.product_category_changes FOR EACH ROW EXECUTE FUNCTION private.apply_product_category_change();
+-- TRIGGER: product_category_changes product_category_changes_authorize
+CREATE TRIGGER product_category_changes_authorize BEFORE INSERT ON app.product_category_changes FOR EACH ROW EXECUTE FUNCTION private.authorize_product_category_change();
+
+-- TRIGGER: product_category_changes product_category_changes_move
+CREATE TRIGGER product_category_changes_move BEFORE INSERT ON app.product_category_changes FOR EACH ROW EXECUTE FUNCTION private.apply_product_category_change();
 
 -- FK CONSTRAINT: product_category_changes product_category_changes_changed_by_fkey
 ALTER TABLE ONLY app.product_category_changes
@@ -1149,9 +1287,17 @@ CREATE INDEX payment_invoices_practice_id_idx ON app.payment_invoices USING btre
 ALTER TABLE ONLY app.payment_invoices
     ADD CONSTRAINT payment_invoices_invoice_id_fkey FOREIGN KEY (invoice_id) REFERENCES app.invoices(id) ON DELETE CASCADE;
 
+-- FK CONSTRAINT: payment_invoices payment_invoices_invoice_same_practice_fkey
+ALTER TABLE ONLY app.payment_invoices
+    ADD CONSTRAINT payment_invoices_invoice_same_practice_fkey FOREIGN KEY (invoice_id, practice_id) REFERENCES app.invoices(id, practice_id) ON DELETE CASCADE;
+
 -- FK CONSTRAINT: payment_invoices payment_invoices_payment_id_fkey
 ALTER TABLE ONLY app.payment_invoices
     ADD CONSTRAINT payment_invoices_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES app.payments(id) ON DELETE CASCADE;
+
+-- FK CONSTRAINT: payment_invoices payment_invoices_payment_same_practice_fkey
+ALTER TABLE ONLY app.payment_invoices
+    ADD CONSTRAINT payment_invoices_payment_same_practice_fkey FOREIGN KEY (payment_id, practice_id) REFERENCES app.payments(id, practice_id) ON DELETE CASCADE;
 
 -- FK CONSTRAINT: payment_invoices payment_invoices_practice_id_fkey
 ALTER TABLE ONLY app.payment_invoices
@@ -1291,10 +1437,56 @@ ALTER TABLE ONLY app.sync_runs
 ALTER TABLE app.sync_runs ENABLE ROW LEVEL SECURITY;
 
 -- POLICY: sync_runs sync_runs_select
-CREATE POLICY sync_runs_select ON app.sync_runs FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
+CREATE POLICY sync_runs_select ON app.sync_runs FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_admin_practice_ids()) AS unnest)));
 
 -- ACL: TABLE sync_runs
 GRANT SELECT ON TABLE app.sync_runs TO authenticated;
+
+-- TABLE: user_preferences
+CREATE TABLE app.user_preferences (
+    user_id uuid NOT NULL,
+    membership_columns text[] NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT user_preferences_known_columns CHECK ((membership_columns <@ ARRAY['patient'::text, 'programme'::text, 'products'::text, 'amount'::text, 'status'::text, 'started'::text, 'last_paid'::text, 'next_billing'::text, 'google_review'::text, 'referral'::text, 'fulfillment'::text, 'notes'::text]))
+);
+
+-- COMMENT: TABLE user_preferences
+COMMENT ON TABLE app.user_preferences IS 'Dashboard preferences of each signed-in user (their own row only).';
+
+-- COMMENT: COLUMN user_preferences.membership_columns
+COMMENT ON COLUMN app.user_preferences.membership_columns IS 'Columns shown in the memberships list, in order (patient is always shown).';
+
+-- CONSTRAINT: user_preferences user_preferences_pkey
+ALTER TABLE ONLY app.user_preferences
+    ADD CONSTRAINT user_preferences_pkey PRIMARY KEY (user_id);
+
+-- FK CONSTRAINT: user_preferences user_preferences_user_id_fkey
+ALTER TABLE ONLY app.user_preferences
+    ADD CONSTRAINT user_preferences_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+-- ROW SECURITY: user_preferences
+ALTER TABLE app.user_preferences ENABLE ROW LEVEL SECURITY;
+
+-- POLICY: user_preferences user_preferences_insert
+CREATE POLICY user_preferences_insert ON app.user_preferences FOR INSERT TO authenticated WITH CHECK ((user_id = ( SELECT auth.uid() AS uid)));
+
+-- POLICY: user_preferences user_preferences_select
+CREATE POLICY user_preferences_select ON app.user_preferences FOR SELECT TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid)));
+
+-- POLICY: user_preferences user_preferences_update
+CREATE POLICY user_preferences_update ON app.user_preferences FOR UPDATE TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid))) WITH CHECK ((user_id = ( SELECT auth.uid() AS uid)));
+
+-- ACL: TABLE user_preferences
+GRANT SELECT ON TABLE app.user_preferences TO authenticated;
+
+-- ACL: COLUMN user_preferences.user_id
+GRANT INSERT(user_id) ON TABLE app.user_preferences TO authenticated;
+
+-- ACL: COLUMN user_preferences.membership_columns
+GRANT INSERT(membership_columns),UPDATE(membership_columns) ON TABLE app.user_preferences TO authenticated;
+
+-- ACL: COLUMN user_preferences.updated_at
+GRANT UPDATE(updated_at) ON TABLE app.user_preferences TO authenticated;
 
 -- TABLE: event_replays
 CREATE TABLE app.event_replays (
@@ -1377,6 +1569,8 @@ CREATE TABLE app.webhook_events (
     duplicate_count integer DEFAULT 0 NOT NULL,
     last_duplicate_at timestamp with time zone,
     payload_masked jsonb GENERATED ALWAYS AS (private.mask_card_data(payload)) STORED,
+    raw_body_bytes integer,
+    raw_body_sha256 text,
     CONSTRAINT webhook_events_origin_check CHECK ((origin = ANY (ARRAY['webhook'::text, 'reconcile'::text, 'backfill'::text, 'replay'::text]))),
     CONSTRAINT webhook_events_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'retrying'::text, 'processed'::text, 'ignored'::text, 'rejected'::text, 'dead'::text])))
 );
@@ -1384,8 +1578,17 @@ CREATE TABLE app.webhook_events (
 -- COMMENT: TABLE webhook_events
 COMMENT ON TABLE app.webhook_events IS 'Every notification received (or queued by reconciliation), its dedupe key, status and attempts.';
 
+-- COMMENT: COLUMN webhook_events.raw_body
+COMMENT ON COLUMN app.webhook_events.raw_body IS 'Rejected events only: the first 2,048 characters of the raw body (card-like digit runs masked).';
+
 -- COMMENT: COLUMN webhook_events.payload_masked
 COMMENT ON COLUMN app.webhook_events.payload_masked IS 'The payload with card data masked (private.mask_card_data): what the event explorer shows.';
+
+-- COMMENT: COLUMN webhook_events.raw_body_bytes
+COMMENT ON COLUMN app.webhook_events.raw_body_bytes IS 'Rejected events only: length of the raw body received, bytes.';
+
+-- COMMENT: COLUMN webhook_events.raw_body_sha256
+COMMENT ON COLUMN app.webhook_events.raw_body_sha256 IS 'Rejected events only: sha256 (hex) of the whole raw body.';
 
 -- SEQUENCE: webhook_events_id_seq
 ALTER TABLE app.webhook_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -1405,7 +1608,7 @@ ALTER TABLE ONLY app.webhook_events
 CREATE UNIQUE INDEX webhook_events_dedupe_key_idx ON app.webhook_events USING btree (dedupe_key) WHERE (dedupe_key IS NOT NULL);
 
 -- INDEX: webhook_events_finished_received_idx
-CREATE INDEX webhook_events_finished_received_idx ON app.webhook_events USING btree (received_at) WHERE (status = ANY (ARRAY['processed'::text, 'ignored'::text, 'rejected'::text]));
+CREATE INDEX webhook_events_finished_received_idx ON app.webhook_events USING btree (received_at) WHERE (status = ANY (ARRAY['processed'::text, 'ignored'::text, 'rejected'::text, 'dead'::text]));
 
 -- INDEX: webhook_events_merchant_received_idx
 CREATE INDEX webhook_events_merchant_received_idx ON app.webhook_events USING btree (merchant_account_id, received_at DESC) WHERE (origin = 'webhook'::text);
@@ -1642,6 +1845,10 @@ ALTER TABLE ONLY app.contracts
 ALTER TABLE ONLY app.contracts
     ADD CONSTRAINT contracts_patient_id_fkey FOREIGN KEY (patient_id) REFERENCES app.patients(id);
 
+-- FK CONSTRAINT: contracts contracts_patient_same_practice_fkey
+ALTER TABLE ONLY app.contracts
+    ADD CONSTRAINT contracts_patient_same_practice_fkey FOREIGN KEY (patient_id, practice_id) REFERENCES app.patients(id, practice_id);
+
 -- FK CONSTRAINT: contracts contracts_practice_id_fkey
 ALTER TABLE ONLY app.contracts
     ADD CONSTRAINT contracts_practice_id_fkey FOREIGN KEY (practice_id) REFERENCES app.practices(id) ON DELETE CASCADE;
@@ -1652,8 +1859,71 @@ ALTER TABLE app.contracts ENABLE ROW LEVEL SECURITY;
 -- POLICY: contracts contracts_select
 CREATE POLICY contracts_select ON app.contracts FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
 
--- ACL: TABLE contracts
-GRANT SELECT ON TABLE app.contracts TO authenticated;
+-- ACL: COLUMN contracts.id
+GRANT SELECT(id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.practice_id
+GRANT SELECT(practice_id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.merchant_account_id
+GRANT SELECT(merchant_account_id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.patient_id
+GRANT SELECT(patient_id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.subscription_id
+GRANT SELECT(subscription_id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.name
+GRANT SELECT(name) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.customer_name
+GRANT SELECT(customer_name) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.billing_interval
+GRANT SELECT(billing_interval) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.every
+GRANT SELECT(every) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.bill_on
+GRANT SELECT(bill_on) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.amount
+GRANT SELECT(amount) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.type
+GRANT SELECT(type) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.status
+GRANT SELECT(status) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.status_changed_at
+GRANT SELECT(status_changed_at) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.start_date
+GRANT SELECT(start_date) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.next_bill_date
+GRANT SELECT(next_bill_date) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.last_invoice_date
+GRANT SELECT(last_invoice_date) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.has_declined_payment
+GRANT SELECT(has_declined_payment) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.currency_code
+GRANT SELECT(currency_code) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.fetched_at
+GRANT SELECT(fetched_at) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.created_at
+GRANT SELECT(created_at) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.updated_at
+GRANT SELECT(updated_at) ON TABLE app.contracts TO authenticated;
 
 -- TABLE: legacy_workflow_pending
 CREATE TABLE app.legacy_workflow_pending (
@@ -1740,6 +2010,51 @@ CREATE POLICY membership_counts_select ON app.membership_counts FOR SELECT TO au
 
 -- ACL: TABLE membership_counts
 GRANT SELECT ON TABLE app.membership_counts TO authenticated;
+
+-- TABLE: webhook_reject_counts
+CREATE TABLE app.webhook_reject_counts (
+    merchant_account_id uuid NOT NULL,
+    hour timestamp with time zone NOT NULL,
+    stored integer DEFAULT 0 NOT NULL,
+    not_stored integer DEFAULT 0 NOT NULL
+);
+
+-- COMMENT: TABLE webhook_reject_counts
+COMMENT ON TABLE app.webhook_reject_counts IS 'Rejected webhook requests per merchant account and hour: stored as events, and counted only (over the cap).';
+
+-- CONSTRAINT: webhook_reject_counts webhook_reject_counts_pkey
+ALTER TABLE ONLY app.webhook_reject_counts
+    ADD CONSTRAINT webhook_reject_counts_pkey PRIMARY KEY (merchant_account_id, hour);
+
+-- FK CONSTRAINT: webhook_reject_counts webhook_reject_counts_merchant_account_id_fkey
+ALTER TABLE ONLY app.webhook_reject_counts
+    ADD CONSTRAINT webhook_reject_counts_merchant_account_id_fkey FOREIGN KEY (merchant_account_id) REFERENCES app.merchant_accounts(id) ON DELETE CASCADE;
+
+-- ROW SECURITY: webhook_reject_counts
+ALTER TABLE app.webhook_reject_counts ENABLE ROW LEVEL SECURITY;
+
+-- TABLE: webhook_token_buckets
+CREATE UNLOGGED TABLE app.webhook_token_buckets (
+    token_id uuid NOT NULL,
+    shard smallint NOT NULL,
+    tokens double precision NOT NULL,
+    updated_at timestamp with time zone NOT NULL
+)
+WITH (fillfactor='50');
+
+-- COMMENT: TABLE webhook_token_buckets
+COMMENT ON TABLE app.webhook_token_buckets IS 'Per-token rate limit of the webhook: one token bucket split into shards (rows); unlogged (a crash refills them).';
+
+-- CONSTRAINT: webhook_token_buckets webhook_token_buckets_pkey
+ALTER TABLE ONLY app.webhook_token_buckets
+    ADD CONSTRAINT webhook_token_buckets_pkey PRIMARY KEY (token_id, shard);
+
+-- FK CONSTRAINT: webhook_token_buckets webhook_token_buckets_token_id_fkey
+ALTER TABLE ONLY app.webhook_token_buckets
+    ADD CONSTRAINT webhook_token_buckets_token_id_fkey FOREIGN KEY (token_id) REFERENCES app.webhook_tokens(id) ON DELETE CASCADE;
+
+-- ROW SECURITY: webhook_token_buckets
+ALTER TABLE app.webhook_token_buckets ENABLE ROW LEVEL SECURITY;
 
 -- TABLE: webhook_tokens
 CREATE TABLE app.webhook_tokens (

@@ -18,7 +18,7 @@ GRANT USAGE ON SCHEMA private TO mx_worker;
 -- FUNCTION: add_webhook_token(uuid, text)
 CREATE FUNCTION private.add_webhook_token(p_merchant_account_id uuid, p_token text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_id uuid;
@@ -43,7 +43,7 @@ REVOKE ALL ON FUNCTION private.add_webhook_token(p_merchant_account_id uuid, p_t
 -- FUNCTION: alert_claim(text, text, text, text, integer)
 CREATE FUNCTION private.alert_claim(p_alert_key text, p_channel text, p_kind text, p_message text, p_repeat_minutes integer) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_claimed boolean;
@@ -72,7 +72,7 @@ GRANT ALL ON FUNCTION private.alert_claim(p_alert_key text, p_channel text, p_ki
 -- FUNCTION: alert_reconcile_signals(timestamp with time zone)
 CREATE FUNCTION private.alert_reconcile_signals(p_since timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     v_table regclass := to_regclass('app.sync_runs');
@@ -152,7 +152,7 @@ REVOKE ALL ON FUNCTION private.alert_reconcile_signals(p_since timestamp with ti
 -- FUNCTION: alert_release(text, text, text)
 CREATE FUNCTION private.alert_release(p_alert_key text, p_channel text, p_error text) RETURNS void
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     update app.alert_log
     set claimed_at = coalesce(previous_claimed_at, '-infinity'),
@@ -173,7 +173,7 @@ GRANT ALL ON FUNCTION private.alert_release(p_alert_key text, p_channel text, p_
 -- FUNCTION: alert_signals(double precision, double precision)
 CREATE FUNCTION private.alert_signals(p_silence_min_hours double precision DEFAULT 24, p_silence_factor double precision DEFAULT 3) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     with queues as (
         select
@@ -315,7 +315,7 @@ GRANT ALL ON FUNCTION private.alert_signals(p_silence_min_hours double precision
 -- FUNCTION: alert_since(text, interval)
 CREATE FUNCTION private.alert_since(p_alert_key text, p_lookback interval) RETURNS timestamp with time zone
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select greatest(
         coalesce(min(l.claimed_at), '-infinity'),
@@ -334,7 +334,7 @@ REVOKE ALL ON FUNCTION private.alert_since(p_alert_key text, p_lookback interval
 -- FUNCTION: apply_contract(bigint, timestamp with time zone, jsonb, jsonb)
 CREATE FUNCTION private.apply_contract(p_run_id bigint, p_fetched_at timestamp with time zone, p_contract jsonb, p_payments jsonb DEFAULT '[]'::jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     v_run app.sync_runs;
@@ -503,7 +503,7 @@ GRANT ALL ON FUNCTION private.apply_contract(p_run_id bigint, p_fetched_at times
 -- FUNCTION: apply_legacy_invoice_fields(bigint, jsonb)
 CREATE FUNCTION private.apply_legacy_invoice_fields(p_invoice_id bigint, p_fields jsonb) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_status text := nullif(p_fields ->> 'data_sent_status', '');
@@ -539,7 +539,7 @@ REVOKE ALL ON FUNCTION private.apply_legacy_invoice_fields(p_invoice_id bigint, 
 -- FUNCTION: apply_legacy_membership_fields(uuid, jsonb, timestamp with time zone)
 CREATE FUNCTION private.apply_legacy_membership_fields(p_membership_id uuid, p_fields jsonb, p_legacy_at timestamp with time zone) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_m app.memberships;
@@ -602,7 +602,7 @@ REVOKE ALL ON FUNCTION private.apply_legacy_membership_fields(p_membership_id uu
 -- FUNCTION: apply_legacy_on_invoice_insert()
 CREATE FUNCTION private.apply_legacy_on_invoice_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_row app.legacy_workflow_pending;
@@ -629,7 +629,7 @@ REVOKE ALL ON FUNCTION private.apply_legacy_on_invoice_insert() FROM PUBLIC;
 -- FUNCTION: apply_legacy_on_membership_insert()
 CREATE FUNCTION private.apply_legacy_on_membership_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_row app.legacy_workflow_pending;
@@ -659,7 +659,7 @@ REVOKE ALL ON FUNCTION private.apply_legacy_on_membership_insert() FROM PUBLIC;
 -- FUNCTION: apply_payment_event(bigint, bigint, timestamp with time zone, jsonb, jsonb, jsonb)
 CREATE FUNCTION private.apply_payment_event(p_msg_id bigint, p_event_id bigint, p_fetched_at timestamp with time zone, p_payment jsonb, p_invoices jsonb DEFAULT '[]'::jsonb, p_related_payments jsonb DEFAULT '[]'::jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_event app.webhook_events;
@@ -753,7 +753,7 @@ GRANT ALL ON FUNCTION private.apply_payment_event(p_msg_id bigint, p_event_id bi
 -- FUNCTION: apply_pending_legacy_workflow(uuid)
 CREATE FUNCTION private.apply_pending_legacy_workflow(p_practice_id uuid DEFAULT NULL::uuid) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_row app.legacy_workflow_pending;
@@ -798,7 +798,7 @@ REVOKE ALL ON FUNCTION private.apply_pending_legacy_workflow(p_practice_id uuid)
 -- FUNCTION: apply_product_category_change()
 CREATE FUNCTION private.apply_product_category_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_actor uuid := (select auth.uid());
@@ -926,7 +926,7 @@ REVOKE ALL ON FUNCTION private.apply_product_category_change() FROM PUBLIC;
 -- FUNCTION: audit_workflow_change()
 CREATE FUNCTION private.audit_workflow_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_old jsonb := '{}';
@@ -955,10 +955,33 @@ COMMENT ON FUNCTION private.audit_workflow_change() IS 'Trigger: record the chan
 -- ACL: FUNCTION audit_workflow_change()
 REVOKE ALL ON FUNCTION private.audit_workflow_change() FROM PUBLIC;
 
+-- FUNCTION: authorize_product_category_change()
+CREATE FUNCTION private.authorize_product_category_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    -- runs as the caller: row security applies to a client role, not to the owner or the
+    -- operator (who insert through their own procedures)
+    if pg_catalog.row_security_active('app.product_category_changes'::regclass)
+        and not coalesce(new.practice_id = any(private.current_admin_practice_ids()), false) then
+        raise exception 'only an owner or admin of the practice may move its products'
+        using errcode = '42501';
+    end if;
+    return new;
+end
+$$;
+
+-- COMMENT: FUNCTION authorize_product_category_change()
+COMMENT ON FUNCTION private.authorize_product_category_change() IS 'Trigger (invoker): a client may request a product move only in a practice it administers; checked before the definer trigger does any work.';
+
+-- ACL: FUNCTION authorize_product_category_change()
+REVOKE ALL ON FUNCTION private.authorize_product_category_change() FROM PUBLIC;
+
 -- FUNCTION: billing_period(text)
 CREATE FUNCTION private.billing_period(billing_interval text) RETURNS interval
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select case lower(coalesce(trim(billing_interval), ''))
         when 'daily' then interval '1 day'
@@ -979,10 +1002,32 @@ COMMENT ON FUNCTION private.billing_period(billing_interval text) IS 'Length of 
 -- ACL: FUNCTION billing_period(billing_interval text)
 REVOKE ALL ON FUNCTION private.billing_period(billing_interval text) FROM PUBLIC;
 
+-- FUNCTION: billing_period_from_spacing(double precision)
+CREATE FUNCTION private.billing_period_from_spacing(p_gap_seconds double precision) RETURNS interval
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select c.period
+    from (values
+        (interval '7 days', 7.0), (interval '14 days', 14.0), (interval '1 month', 30.4375),
+        (interval '2 months', 60.875), (interval '3 months', 91.3125), (interval '6 months', 182.625),
+        (interval '1 year', 365.25)
+    ) as c (period, days)
+    where p_gap_seconds > 0
+    order by abs(ln(p_gap_seconds / 86400.0 / c.days))
+    limit 1
+$$;
+
+-- COMMENT: FUNCTION billing_period_from_spacing(p_gap_seconds double precision)
+COMMENT ON FUNCTION private.billing_period_from_spacing(p_gap_seconds double precision) IS 'The usual billing period (weekly ... yearly) nearest to a gap between payments, in seconds.';
+
+-- ACL: FUNCTION billing_period_from_spacing(p_gap_seconds double precision)
+REVOKE ALL ON FUNCTION private.billing_period_from_spacing(p_gap_seconds double precision) FROM PUBLIC;
+
 -- FUNCTION: check_timezone(text)
 CREATE FUNCTION private.check_timezone(p_timezone text) RETURNS text
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     if not exists (select from pg_catalog.pg_timezone_names as z where z.name = p_timezone) then
@@ -1002,7 +1047,7 @@ REVOKE ALL ON FUNCTION private.check_timezone(p_timezone text) FROM PUBLIC;
 -- FUNCTION: claim_ingest_events(integer, integer)
 CREATE FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility_seconds integer) RETURNS TABLE(msg_id bigint, event_id bigint, attempts integer, event_type text, payment_id bigint, merchant_account_id uuid, mx_merchant_id bigint)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_msg_ids bigint[];
@@ -1035,10 +1080,57 @@ COMMENT ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility
 REVOKE ALL ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility_seconds integer) TO mx_worker;
 
+-- FUNCTION: contract_billing_period(text, text)
+CREATE FUNCTION private.contract_billing_period(p_interval text, p_every text) RETURNS interval
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_every text := lower(trim(coalesce(p_every, '')));
+    v_interval text := lower(trim(coalesce(p_interval, '')));
+    v_n integer;
+    v_unit text;
+    v_base interval;
+begin
+    v_base := case v_interval
+        when 'daily' then interval '1 day'
+        when 'weekly' then interval '7 days'
+        when 'biweekly' then interval '14 days'
+        when 'monthly' then interval '1 month'
+        when 'quarterly' then interval '3 months'
+        when 'semiannually' then interval '6 months'
+        when 'yearly' then interval '1 year'
+        when 'annually' then interval '1 year'
+        when 'annual' then interval '1 year'
+    end;
+    if v_every ~ '^[0-9]{1,3}\s*[a-z]+$' then
+        v_n := substring(v_every from '^([0-9]+)')::integer;
+        v_unit := rtrim(substring(v_every from '([a-z]+)$'), 's');
+        if v_n > 0 and v_unit in ('day', 'week', 'month', 'year') then
+            return v_n * case v_unit
+                when 'day' then interval '1 day'
+                when 'week' then interval '7 days'
+                when 'month' then interval '1 month'
+                else interval '1 year'
+            end;
+        end if;
+    elsif v_every ~ '^[0-9]{1,3}$' and v_every::integer > 0 and v_base is not null then
+        return v_every::integer * v_base;
+    end if;
+    return v_base;  -- 'Once' and unknown values: null (the contract does not say)
+end
+$_$;
+
+-- COMMENT: FUNCTION contract_billing_period(p_interval text, p_every text)
+COMMENT ON FUNCTION private.contract_billing_period(p_interval text, p_every text) IS 'Billing period an MX contract states (interval, every: "4 Weeks", "2"); null when it does not say.';
+
+-- ACL: FUNCTION contract_billing_period(p_interval text, p_every text)
+REVOKE ALL ON FUNCTION private.contract_billing_period(p_interval text, p_every text) FROM PUBLIC;
+
 -- FUNCTION: contract_membership_status(text)
 CREATE FUNCTION private.contract_membership_status(mx_status text) RETURNS text
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select case lower(trim(mx_status))
         when 'active' then 'active'
@@ -1059,7 +1151,7 @@ REVOKE ALL ON FUNCTION private.contract_membership_status(mx_status text) FROM P
 -- FUNCTION: count_membership(uuid, uuid, text, integer)
 CREATE FUNCTION private.count_membership(p_practice_id uuid, p_category_id uuid, p_status text, p_delta integer) RETURNS void
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     insert into app.membership_counts as c (practice_id, category_id, status, member_count)
     values (p_practice_id, p_category_id, p_status, greatest(p_delta, 0))
@@ -1076,7 +1168,7 @@ REVOKE ALL ON FUNCTION private.count_membership(p_practice_id uuid, p_category_i
 -- FUNCTION: create_practice(text, text, text)
 CREATE FUNCTION private.create_practice(p_name text, p_slug text, p_timezone text DEFAULT 'UTC'::text) RETURNS uuid
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     insert into app.practices (name, slug, timezone)
     values (trim(p_name), lower(trim(p_slug)), private.check_timezone(coalesce(p_timezone, 'UTC')))
@@ -1092,7 +1184,7 @@ REVOKE ALL ON FUNCTION private.create_practice(p_name text, p_slug text, p_timez
 -- FUNCTION: current_admin_practice_ids()
 CREATE FUNCTION private.current_admin_practice_ids() RETURNS uuid[]
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_user_id uuid := auth.uid();
@@ -1116,7 +1208,7 @@ GRANT ALL ON FUNCTION private.current_admin_practice_ids() TO authenticated;
 -- FUNCTION: current_practice_ids()
 CREATE FUNCTION private.current_practice_ids() RETURNS uuid[]
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_user_id uuid := auth.uid();
@@ -1140,7 +1232,7 @@ GRANT ALL ON FUNCTION private.current_practice_ids() TO authenticated;
 -- FUNCTION: dead_letter_ids_since(timestamp with time zone, bigint, text)
 CREATE FUNCTION private.dead_letter_ids_since(p_since timestamp with time zone, p_mx_merchant_id bigint DEFAULT NULL::bigint, p_reason_contains text DEFAULT NULL::text) RETURNS bigint[]
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select coalesce(array_agg(e.id order by e.id), '{}')
     from app.webhook_events as e
@@ -1159,7 +1251,7 @@ REVOKE ALL ON FUNCTION private.dead_letter_ids_since(p_since timestamp with time
 -- FUNCTION: dead_letter_ingest_event(bigint, bigint, text, boolean)
 CREATE FUNCTION private.dead_letter_ingest_event(p_msg_id bigint, p_event_id bigint, p_reason text, p_credentials_failed boolean DEFAULT false) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_event app.webhook_events;
@@ -1196,7 +1288,7 @@ GRANT ALL ON FUNCTION private.dead_letter_ingest_event(p_msg_id bigint, p_event_
 -- FUNCTION: dead_letters(bigint, timestamp with time zone, integer)
 CREATE FUNCTION private.dead_letters(p_mx_merchant_id bigint DEFAULT NULL::bigint, p_since timestamp with time zone DEFAULT NULL::timestamp with time zone, p_limit integer DEFAULT 50) RETURNS TABLE(event_id bigint, received_at timestamp with time zone, dead_at timestamp with time zone, mx_merchant_id bigint, event_type text, payment_id bigint, attempts integer, reason text)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select e.id, e.received_at, e.processed_at, e.mx_merchant_id, e.event_type, e.payment_id,
         e.attempts, e.last_error
@@ -1217,7 +1309,7 @@ REVOKE ALL ON FUNCTION private.dead_letters(p_mx_merchant_id bigint, p_since tim
 -- FUNCTION: extend_ingest_visibility(bigint, integer)
 CREATE FUNCTION private.extend_ingest_visibility(p_msg_id bigint, p_seconds integer) RETURNS void
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select private.queue_set_visibility('mx_ingest', p_msg_id, p_seconds)
 $$;
@@ -1232,7 +1324,7 @@ GRANT ALL ON FUNCTION private.extend_ingest_visibility(p_msg_id bigint, p_second
 -- FUNCTION: find_legacy_membership(uuid, bigint, text, uuid)
 CREATE FUNCTION private.find_legacy_membership(p_practice_id uuid, p_mx_customer_id bigint, p_name_key text, p_category_id uuid) RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select m.id
     from app.memberships as m
@@ -1253,7 +1345,7 @@ REVOKE ALL ON FUNCTION private.find_legacy_membership(p_practice_id uuid, p_mx_c
 -- FUNCTION: finish_sync_run(bigint, boolean, text, integer, integer, integer, jsonb, timestamp with time zone)
 CREATE FUNCTION private.finish_sync_run(p_run_id bigint, p_succeeded boolean, p_error text, p_pages integer, p_found integer, p_queued integer, p_cursor jsonb DEFAULT NULL::jsonb, p_watermark timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS text
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     update app.sync_runs
     set status = case when p_succeeded then 'succeeded' else 'failed' end,
@@ -1280,7 +1372,7 @@ GRANT ALL ON FUNCTION private.finish_sync_run(p_run_id bigint, p_succeeded boole
 -- FUNCTION: hash_webhook_token(text)
 CREATE FUNCTION private.hash_webhook_token(token text) RETURNS bytea
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select pg_catalog.sha256(pg_catalog.convert_to(token, 'UTF8'))
 $$;
@@ -1294,7 +1386,7 @@ REVOKE ALL ON FUNCTION private.hash_webhook_token(token text) FROM PUBLIC;
 -- FUNCTION: import_legacy_merchant(uuid, bigint, text, boolean, text, text)
 CREATE FUNCTION private.import_legacy_merchant(p_practice_id uuid, p_mx_merchant_id bigint, p_environment text, p_is_active boolean, p_consumer_key text, p_consumer_secret text) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_account app.merchant_accounts;
@@ -1331,7 +1423,7 @@ REVOKE ALL ON FUNCTION private.import_legacy_merchant(p_practice_id uuid, p_mx_m
 -- FUNCTION: import_legacy_product_category(uuid, text, text)
 CREATE FUNCTION private.import_legacy_product_category(p_practice_id uuid, p_product_name text, p_category_name text) RETURNS TABLE(outcome text, programme_created boolean)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_category_id uuid;
@@ -1380,40 +1472,60 @@ COMMENT ON FUNCTION private.import_legacy_product_category(p_practice_id uuid, p
 -- ACL: FUNCTION import_legacy_product_category(p_practice_id uuid, p_product_name text, p_category_name text)
 REVOKE ALL ON FUNCTION private.import_legacy_product_category(p_practice_id uuid, p_product_name text, p_category_name text) FROM PUBLIC;
 
--- FUNCTION: ingest_webhook(text, jsonb, text, text)
-CREATE FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text DEFAULT NULL::text, p_problem text DEFAULT NULL::text) RETURNS TABLE(outcome text, event_id bigint)
+-- FUNCTION: ingest_webhook(text, jsonb, text, text, double precision, integer, integer)
+CREATE FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text DEFAULT NULL::text, p_problem text DEFAULT NULL::text, p_rate_per_token double precision DEFAULT 0, p_burst_per_token integer DEFAULT 1, p_rejects_per_hour integer DEFAULT 0) RETURNS TABLE(outcome text, event_id bigint, retry_after_seconds double precision)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     v_account app.merchant_accounts;
+    v_token_id uuid;
+    v_wait double precision;
     v_event_type text := nullif(p_payload ->> 'eventType', '');
     v_payment_id bigint;
     v_body_merchant text := nullif(p_payload ->> 'merchantId', '');
     v_dedupe_key text;
     v_inserted boolean;
 begin
-    select m.* into v_account
+    select t.id into v_token_id
     from app.webhook_tokens as t
-    inner join app.merchant_accounts as m on m.id = t.merchant_account_id
     where t.token_hash = private.hash_webhook_token(p_token)
-        and t.retired_at is null
-        and m.is_active;
-    if not found then
-        return query select 'unknown_token'::text, null::bigint;
+        and t.retired_at is null;
+    if found then
+        select m.* into v_account
+        from app.merchant_accounts as m
+        inner join app.webhook_tokens as t on m.id = t.merchant_account_id
+        where t.id = v_token_id and m.is_active;
+    end if;
+    if v_account.id is null then
+        return query select 'unknown_token'::text, null::bigint, null::double precision;
+        return;
+    end if;
+
+    v_wait := private.take_webhook_token(v_token_id, p_rate_per_token, p_burst_per_token);
+    if v_wait > 0 then
+        return query select 'rate_limited'::text, null::bigint, v_wait;
         return;
     end if;
 
     if p_problem is null and v_body_merchant is distinct from v_account.mx_merchant_id::text then
         return query select 'merchant_mismatch'::text, private.record_rejected_event(
             v_account, v_event_type, p_payload, p_raw_body,
-            format('merchantId %s does not belong to this callback URL', left(coalesce(v_body_merchant, '(none)'), 32))
-        );
+            case
+                when v_body_merchant ~ '^[0-9]{1,12}$'
+                    then format('merchantId %s does not belong to this callback URL', v_body_merchant)
+                when v_body_merchant is null then 'merchantId is missing'
+                else 'merchantId is not an MX merchant id (1 to 12 digits)'
+            end,
+            p_rejects_per_hour
+        ), null::double precision;
         return;
     end if;
 
     if p_problem is null and v_event_type is null then
         p_problem := 'eventType is missing';
+    elsif p_problem is null and length(v_event_type) > 64 then
+        p_problem := 'eventType is longer than 64 characters';
     end if;
 
     if p_problem is null and private.is_payment_event(v_event_type) then
@@ -1426,8 +1538,8 @@ begin
 
     if p_problem is not null then
         return query select 'rejected'::text, private.record_rejected_event(
-            v_account, v_event_type, p_payload, p_raw_body, p_problem
-        );
+            v_account, v_event_type, p_payload, p_raw_body, p_problem, p_rejects_per_hour
+        ), null::double precision;
         return;
     end if;
 
@@ -1437,7 +1549,7 @@ begin
         -- no payment id to key on: the same body twice is the same event
         v_dedupe_key := format(
             '%s:%s:%s', v_account.mx_merchant_id, coalesce(v_event_type, ''),
-            encode(pg_catalog.sha256(convert_to(p_payload::text, 'UTF8')), 'hex')
+            encode(sha256(convert_to(p_payload::text, 'UTF8')), 'hex')
         );
     end if;
 
@@ -1457,32 +1569,32 @@ begin
     returning id, (xmax = 0) into event_id, v_inserted;
 
     if not v_inserted then
-        return query select 'duplicate'::text, event_id;
+        return query select 'duplicate'::text, event_id, null::double precision;
         return;
     end if;
     if not private.is_payment_event(v_event_type) then
-        return query select 'ignored'::text, event_id;
+        return query select 'ignored'::text, event_id, null::double precision;
         return;
     end if;
 
     update app.webhook_events
     set msg_id = private.queue_send('mx_ingest', jsonb_build_object('event_id', event_id))
     where id = event_id;
-    return query select 'queued'::text, event_id;
+    return query select 'queued'::text, event_id, null::double precision;
 end
 $_$;
 
--- COMMENT: FUNCTION ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text)
-COMMENT ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text) IS 'Webhook entry point: authenticate the token, record the event (deduplicated) and queue it, atomically.';
+-- COMMENT: FUNCTION ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text, p_rate_per_token double precision, p_burst_per_token integer, p_rejects_per_hour integer)
+COMMENT ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text, p_rate_per_token double precision, p_burst_per_token integer, p_rejects_per_hour integer) IS 'Webhook entry point: authenticate the token, take a token from its shared rate-limit bucket, record the event (deduplicated; rejects bounded) and queue it, atomically.';
 
--- ACL: FUNCTION ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text)
-REVOKE ALL ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text) TO mx_webhook;
+-- ACL: FUNCTION ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text, p_rate_per_token double precision, p_burst_per_token integer, p_rejects_per_hour integer)
+REVOKE ALL ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text, p_rate_per_token double precision, p_burst_per_token integer, p_rejects_per_hour integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text, p_rate_per_token double precision, p_burst_per_token integer, p_rejects_per_hour integer) TO mx_webhook;
 
 -- FUNCTION: is_payment_event(text)
 CREATE FUNCTION private.is_payment_event(event_type text) RETURNS boolean
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select event_type in ('PaymentSuccess', 'PaymentFail', 'RefundCreated')
 $$;
@@ -1496,7 +1608,7 @@ REVOKE ALL ON FUNCTION private.is_payment_event(event_type text) FROM PUBLIC;
 -- FUNCTION: last_sync_run(uuid)
 CREATE FUNCTION private.last_sync_run(p_merchant_account_id uuid) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     v_run jsonb;
@@ -1526,7 +1638,7 @@ REVOKE ALL ON FUNCTION private.last_sync_run(p_merchant_account_id uuid) FROM PU
 -- FUNCTION: legacy_category_id(uuid, text, text)
 CREATE FUNCTION private.legacy_category_id(p_practice_id uuid, p_product_name text, p_category_name text) RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select coalesce(
         (
@@ -1551,7 +1663,7 @@ REVOKE ALL ON FUNCTION private.legacy_category_id(p_practice_id uuid, p_product_
 -- FUNCTION: maintain_membership_counts()
 CREATE FUNCTION private.maintain_membership_counts() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     if tg_op in ('UPDATE', 'DELETE') then
@@ -1573,40 +1685,17 @@ REVOKE ALL ON FUNCTION private.maintain_membership_counts() FROM PUBLIC;
 -- FUNCTION: mark_overdue_memberships(timestamp with time zone)
 CREATE FUNCTION private.mark_overdue_memberships(as_of timestamp with time zone DEFAULT now()) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    v_id uuid;
+    v_row record;
     v_changed integer := 0;
 begin
-    for v_id in
-        with due as (
-            select
-                m.id,
-                m.payment_evidence_at,
-                (
-                    (
-                        coalesce(
-                            m.next_billing_on,
-                            ((m.last_paid_at at time zone p.timezone) + private.billing_period(m.billing_interval))::date
-                        ) + p.past_due_grace_days + 1
-                    )::timestamp at time zone p.timezone
-                ) as overdue_at
-            from app.memberships as m
-            inner join app.practices as p on p.id = m.practice_id
-            where m.status = 'active'
-                and (m.next_billing_on is not null or m.last_paid_at is not null)
-        )
-        update app.memberships as m
-        set overdue_at = d.overdue_at, overdue_basis_at = d.payment_evidence_at
-        from due as d
-        where m.id = d.id
-            and d.overdue_at <= as_of
-            and (m.overdue_at is null or m.overdue_basis_at is distinct from m.payment_evidence_at)
-        returning m.id
-    loop
-        if private.settle_membership_status(v_id) = 'past_due' then
-            v_changed := v_changed + 1;
+    for v_row in select * from private.sweep_memberships(as_of) loop
+        v_changed := v_changed + v_row.marked_past_due;
+        if v_row.error is not null then
+            raise warning 'membership sweep failed for practice % (%): %',
+                v_row.practice_slug, v_row.practice_id, v_row.error;
         end if;
     end loop;
     return v_changed;
@@ -1614,7 +1703,7 @@ end
 $$;
 
 -- COMMENT: FUNCTION mark_overdue_memberships(as_of timestamp with time zone)
-COMMENT ON FUNCTION private.mark_overdue_memberships(as_of timestamp with time zone) IS 'Scheduler: active memberships whose next billing date (else last payment + interval) plus the practice''s grace days is past become past_due (source system); returns how many changed.';
+COMMENT ON FUNCTION private.mark_overdue_memberships(as_of timestamp with time zone) IS 'Scheduler (pg_cron): run private.sweep_memberships (overdue and lapse, per practice); returns how many became past_due; a practice that failed is reported as a WARNING and does not stop the others.';
 
 -- ACL: FUNCTION mark_overdue_memberships(as_of timestamp with time zone)
 REVOKE ALL ON FUNCTION private.mark_overdue_memberships(as_of timestamp with time zone) FROM PUBLIC;
@@ -1623,7 +1712,7 @@ GRANT ALL ON FUNCTION private.mark_overdue_memberships(as_of timestamp with time
 -- FUNCTION: mask_card_data(jsonb, text)
 CREATE FUNCTION private.mask_card_data(p_value jsonb, p_key text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     v_key text := lower(regexp_replace(coalesce(p_key, ''), '[^a-zA-Z0-9]', '', 'g'));
@@ -1681,10 +1770,28 @@ COMMENT ON FUNCTION private.mask_card_data(p_value jsonb, p_key text) IS 'A copy
 -- ACL: FUNCTION mask_card_data(p_value jsonb, p_key text)
 REVOKE ALL ON FUNCTION private.mask_card_data(p_value jsonb, p_key text) FROM PUBLIC;
 
+-- FUNCTION: membership_billing_period(interval, text, text)
+CREATE FUNCTION private.membership_billing_period(p_billing_period interval, p_billing_interval text, p_default_interval text) RETURNS interval
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select coalesce(
+        p_billing_period,
+        case when nullif(trim(p_billing_interval), '') is not null then private.billing_period(p_billing_interval) end,
+        private.billing_period(p_default_interval)
+    )
+$$;
+
+-- COMMENT: FUNCTION membership_billing_period(p_billing_period interval, p_billing_interval text, p_default_interval text)
+COMMENT ON FUNCTION private.membership_billing_period(p_billing_period interval, p_billing_interval text, p_default_interval text) IS 'Billing period of a membership: contract/spacing period, else its stored interval name, else the practice default.';
+
+-- ACL: FUNCTION membership_billing_period(p_billing_period interval, p_billing_interval text, p_default_interval text)
+REVOKE ALL ON FUNCTION private.membership_billing_period(p_billing_period interval, p_billing_interval text, p_default_interval text) FROM PUBLIC;
+
 -- FUNCTION: merchant_account_id(bigint)
 CREATE FUNCTION private.merchant_account_id(p_mx_merchant_id bigint) RETURNS uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_id uuid;
@@ -1706,7 +1813,7 @@ REVOKE ALL ON FUNCTION private.merchant_account_id(p_mx_merchant_id bigint) FROM
 -- FUNCTION: merchant_credentials(uuid)
 CREATE FUNCTION private.merchant_credentials(p_merchant_account_id uuid) RETURNS TABLE(mx_merchant_id bigint, environment text, consumer_key text, consumer_secret text)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select
         m.mx_merchant_id,
@@ -1728,7 +1835,7 @@ GRANT ALL ON FUNCTION private.merchant_credentials(p_merchant_account_id uuid) T
 -- FUNCTION: money(jsonb, text)
 CREATE FUNCTION private.money(p jsonb, key text) RETURNS numeric
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select nullif(p ->> key, '')::numeric(12, 2)
 $$;
@@ -1739,10 +1846,45 @@ COMMENT ON FUNCTION private.money(p jsonb, key text) IS 'A canonical money field
 -- ACL: FUNCTION money(p jsonb, key text)
 REVOKE ALL ON FUNCTION private.money(p jsonb, key text) FROM PUBLIC;
 
+-- FUNCTION: mx_id(jsonb, text)
+CREATE FUNCTION private.mx_id(p jsonb, key text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select nullif(nullif(btrim(p ->> key), ''), '0')::bigint
+$$;
+
+-- COMMENT: FUNCTION mx_id(p jsonb, key text)
+COMMENT ON FUNCTION private.mx_id(p jsonb, key text) IS 'An MX id field of canonical JSON: missing, null, "" and 0 all mean none.';
+
+-- ACL: FUNCTION mx_id(p jsonb, key text)
+REVOKE ALL ON FUNCTION private.mx_id(p jsonb, key text) FROM PUBLIC;
+
+-- FUNCTION: mx_ids(jsonb, text)
+CREATE FUNCTION private.mx_ids(p jsonb, key text) RETURNS bigint[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select coalesce(
+        array_agg(distinct nullif(nullif(btrim(e.value), ''), '0')::bigint)
+        filter (where nullif(nullif(btrim(e.value), ''), '0') is not null),
+        '{}'
+    )
+    from jsonb_array_elements_text(
+        case when jsonb_typeof(p -> key) = 'array' then p -> key else '[]' end
+    ) as e (value)
+$$;
+
+-- COMMENT: FUNCTION mx_ids(p jsonb, key text)
+COMMENT ON FUNCTION private.mx_ids(p jsonb, key text) IS 'An MX id list of canonical JSON, without the entries that mean none (null, "", 0).';
+
+-- ACL: FUNCTION mx_ids(p jsonb, key text)
+REVOKE ALL ON FUNCTION private.mx_ids(p jsonb, key text) FROM PUBLIC;
+
 -- FUNCTION: name_key(text)
 CREATE FUNCTION private.name_key(name text) RETURNS text
     LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select lower(regexp_replace(trim(name), '\s+', ' ', 'g'))
 $$;
@@ -1753,10 +1895,45 @@ COMMENT ON FUNCTION private.name_key(name text) IS 'How names are compared: case
 -- ACL: FUNCTION name_key(name text)
 REVOKE ALL ON FUNCTION private.name_key(name text) FROM PUBLIC;
 
+-- FUNCTION: notify_membership_changes()
+CREATE FUNCTION private.notify_membership_changes() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_changed text := case tg_op
+        when 'INSERT' then 'select n.practice_id, n.id from changed_new as n'
+        when 'DELETE' then 'select o.practice_id, o.id from changed_old as o'
+        -- the old practice too: a row that moved is gone from the old practice's list
+        else 'select n.practice_id, n.id from changed_new as n '
+            || 'union select o.practice_id, o.id from changed_old as o'
+    end;
+    v_row record;
+begin
+    for v_row in execute format(
+        'select c.practice_id, case when count(*) <= 100 then jsonb_agg(c.id order by c.id) end as ids '
+        'from (%s) as c group by c.practice_id',
+        v_changed
+    ) loop
+        perform pg_catalog.pg_notify(
+            'membership_changes',
+            pg_catalog.jsonb_build_object('p', v_row.practice_id, 'm', v_row.ids)::text
+        );
+    end loop;
+    return null;
+end
+$$;
+
+-- COMMENT: FUNCTION notify_membership_changes()
+COMMENT ON FUNCTION private.notify_membership_changes() IS 'Statement trigger: NOTIFY membership_changes once per practice with the changed membership ids (ids only).';
+
+-- ACL: FUNCTION notify_membership_changes()
+REVOKE ALL ON FUNCTION private.notify_membership_changes() FROM PUBLIC;
+
 -- FUNCTION: operator_merchant_accounts()
 CREATE FUNCTION private.operator_merchant_accounts() RETURNS TABLE(mx_merchant_id bigint, practice_slug text, name text, environment text, is_active boolean, has_credentials boolean, active_tokens bigint, credentials_failed_at timestamp with time zone, credentials_error text, created_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select
         m.mx_merchant_id, p.slug, m.name, m.environment, m.is_active,
@@ -1780,7 +1957,7 @@ REVOKE ALL ON FUNCTION private.operator_merchant_accounts() FROM PUBLIC;
 -- FUNCTION: operator_practices()
 CREATE FUNCTION private.operator_practices() RETURNS TABLE(id uuid, slug text, name text, timezone text, merchant_accounts bigint, members bigint, created_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select
         p.id, p.slug, p.name, p.timezone,
@@ -1800,7 +1977,7 @@ REVOKE ALL ON FUNCTION private.operator_practices() FROM PUBLIC;
 -- FUNCTION: operator_status()
 CREATE FUNCTION private.operator_status() RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select pg_catalog.jsonb_build_object(
         'ingest', (
@@ -1854,7 +2031,7 @@ REVOKE ALL ON FUNCTION private.operator_status() FROM PUBLIC;
 -- FUNCTION: practice_id_by_slug(text)
 CREATE FUNCTION private.practice_id_by_slug(p_slug text) RETURNS uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_id uuid;
@@ -1876,7 +2053,7 @@ REVOKE ALL ON FUNCTION private.practice_id_by_slug(p_slug text) FROM PUBLIC;
 -- FUNCTION: practice_members_of(text)
 CREATE FUNCTION private.practice_members_of(p_practice_slug text) RETURNS TABLE(email text, role text, user_id uuid, added_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select u.email::text, m.role, m.user_id, m.created_at
     from app.practice_members as m
@@ -1894,7 +2071,7 @@ REVOKE ALL ON FUNCTION private.practice_members_of(p_practice_slug text) FROM PU
 -- FUNCTION: propagate_patient_name_key()
 CREATE FUNCTION private.propagate_patient_name_key() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     update app.memberships set patient_name_key = new.name_key
@@ -1912,7 +2089,7 @@ REVOKE ALL ON FUNCTION private.propagate_patient_name_key() FROM PUBLIC;
 -- FUNCTION: prune_retention(integer, integer, integer, timestamp with time zone)
 CREATE FUNCTION private.prune_retention(p_event_days integer, p_archive_days integer, p_batch_size integer DEFAULT 5000, p_as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(webhook_events bigint, ingest_archive bigint, dlq_archive bigint, sync_runs bigint)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_events bigint;
@@ -1921,21 +2098,22 @@ begin
     if p_event_days < 1 or p_archive_days < 1 or p_batch_size < 1 then
         raise exception 'retention days and batch size must be at least 1' using errcode = '22023';
     end if;
-    -- finished events only: queued, retrying and dead ones stay until worked or redriven.
-    -- A pruned event's dedupe key goes with it; a duplicate arriving later is processed
-    -- again, which converges to the same state.
+    -- finished and dead events: queued and retrying ones stay until worked. A pruned event's
+    -- dedupe key goes with it; a duplicate arriving later is processed again, which converges
+    -- to the same state. A dead event's dead letter (mx_ingest_dlq) stays.
     delete from app.webhook_events as e
     where e.id in (
         select f.id from app.webhook_events as f
-        where f.status in ('processed', 'ignored', 'rejected')
+        where f.status in ('processed', 'ignored', 'rejected', 'dead')
             and f.received_at < p_as_of - make_interval(days => p_event_days)
         order by f.received_at
         limit p_batch_size
         for update skip locked
     );
     get diagnostics v_events = row_count;
-    -- finished runs superseded by a newer run of their account and kind (see the header):
-    -- the newest run, the newest succeeded one and the one with the greatest watermark stay.
+    -- finished runs superseded by a newer run of their account and kind (see
+    -- 20261129130300_prune_sync_runs.sql): the newest run, the newest succeeded one and the one
+    -- with the greatest watermark stay.
     delete from app.sync_runs as r
     where r.id in (
         select f.id from app.sync_runs as f
@@ -1957,6 +2135,11 @@ begin
         for update skip locked
     );
     get diagnostics v_runs = row_count;
+    -- the webhook's bookkeeping: idle rate-limit buckets, old reject counters
+    delete from app.webhook_token_buckets as b
+    where b.updated_at < p_as_of - interval '1 day';
+    delete from app.webhook_reject_counts as c
+    where c.hour < p_as_of - make_interval(days => p_event_days);
     return query select
         v_events,
         private.queue_prune_archive('mx_ingest', p_as_of - make_interval(days => p_archive_days), p_batch_size),
@@ -1966,7 +2149,7 @@ end
 $$;
 
 -- COMMENT: FUNCTION prune_retention(p_event_days integer, p_archive_days integer, p_batch_size integer, p_as_of timestamp with time zone)
-COMMENT ON FUNCTION private.prune_retention(p_event_days integer, p_archive_days integer, p_batch_size integer, p_as_of timestamp with time zone) IS 'Delete one batch (at most p_batch_size rows each) of finished webhook events and of finished sync runs older than p_event_days (never the newest run, the newest succeeded run or the greatest-watermark run of a merchant account and kind) and of mx_ingest / mx_ingest_dlq archive rows older than p_archive_days; call again, one transaction per call, until it returns zeros.';
+COMMENT ON FUNCTION private.prune_retention(p_event_days integer, p_archive_days integer, p_batch_size integer, p_as_of timestamp with time zone) IS 'Delete one batch (at most p_batch_size rows each) of finished and dead webhook events and of finished sync runs older than p_event_days (never the newest run, the newest succeeded run or the greatest-watermark run of a merchant account and kind) and of mx_ingest / mx_ingest_dlq archive rows older than p_archive_days (a dead event''s dead letter stays in the queue); also idle webhook rate-limit buckets and old reject counters; call again, one transaction per call, until it returns zeros.';
 
 -- ACL: FUNCTION prune_retention(p_event_days integer, p_archive_days integer, p_batch_size integer, p_as_of timestamp with time zone)
 REVOKE ALL ON FUNCTION private.prune_retention(p_event_days integer, p_archive_days integer, p_batch_size integer, p_as_of timestamp with time zone) FROM PUBLIC;
@@ -1975,7 +2158,7 @@ GRANT ALL ON FUNCTION private.prune_retention(p_event_days integer, p_archive_da
 -- FUNCTION: queue_archive(text, bigint)
 CREATE FUNCTION private.queue_archive(queue_name text, msg_id bigint) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select pgmq.archive(queue_name, msg_id)
 $$;
@@ -1989,7 +2172,7 @@ REVOKE ALL ON FUNCTION private.queue_archive(queue_name text, msg_id bigint) FRO
 -- FUNCTION: queue_create(text)
 CREATE FUNCTION private.queue_create(queue_name text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     if not exists (select from pgmq.meta as m where m.queue_name = queue_create.queue_name) then
@@ -2007,7 +2190,7 @@ REVOKE ALL ON FUNCTION private.queue_create(queue_name text) FROM PUBLIC;
 -- FUNCTION: queue_delete(text, bigint)
 CREATE FUNCTION private.queue_delete(queue_name text, msg_id bigint) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select pgmq.delete(queue_name, msg_id)
 $$;
@@ -2021,7 +2204,7 @@ REVOKE ALL ON FUNCTION private.queue_delete(queue_name text, msg_id bigint) FROM
 -- FUNCTION: queue_depths()
 CREATE FUNCTION private.queue_depths() RETURNS TABLE(queue_name text, queue_length bigint, oldest_msg_age_sec integer, total_messages bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select q.name, m.queue_length, m.oldest_msg_age_sec, m.total_messages
     from unnest(array['mx_ingest', 'mx_ingest_dlq']) as q (name)
@@ -2038,7 +2221,7 @@ GRANT ALL ON FUNCTION private.queue_depths() TO mx_worker;
 -- FUNCTION: queue_metrics(text)
 CREATE FUNCTION private.queue_metrics(queue_name text) RETURNS TABLE(queue_length bigint, oldest_msg_age_sec integer, total_messages bigint)
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select m.queue_length, m.oldest_msg_age_sec, m.total_messages
     from pgmq.metrics(queue_name) as m
@@ -2053,7 +2236,7 @@ REVOKE ALL ON FUNCTION private.queue_metrics(queue_name text) FROM PUBLIC;
 -- FUNCTION: queue_prune_archive(text, timestamp with time zone, integer)
 CREATE FUNCTION private.queue_prune_archive(queue_name text, older_than timestamp with time zone, max_rows integer) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     v_deleted bigint;
@@ -2081,7 +2264,7 @@ REVOKE ALL ON FUNCTION private.queue_prune_archive(queue_name text, older_than t
 -- FUNCTION: queue_read(text, integer, integer)
 CREATE FUNCTION private.queue_read(queue_name text, visibility_seconds integer, quantity integer) RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamp with time zone, message jsonb)
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select r.msg_id, r.read_ct, r.enqueued_at, r.message
     from pgmq.read(queue_name, visibility_seconds, quantity) as r
@@ -2096,7 +2279,7 @@ REVOKE ALL ON FUNCTION private.queue_read(queue_name text, visibility_seconds in
 -- FUNCTION: queue_send(text, jsonb, integer)
 CREATE FUNCTION private.queue_send(queue_name text, message jsonb, delay_seconds integer DEFAULT 0) RETURNS bigint
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select pgmq.send(queue_name, message, delay_seconds)
 $$;
@@ -2110,7 +2293,7 @@ REVOKE ALL ON FUNCTION private.queue_send(queue_name text, message jsonb, delay_
 -- FUNCTION: queue_set_visibility(text, bigint, integer)
 CREATE FUNCTION private.queue_set_visibility(queue_name text, msg_id bigint, seconds_from_now integer) RETURNS void
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select from pgmq.set_vt(queue_name, msg_id, seconds_from_now)
 $$;
@@ -2124,7 +2307,7 @@ REVOKE ALL ON FUNCTION private.queue_set_visibility(queue_name text, msg_id bigi
 -- FUNCTION: queue_sync_payments(bigint, jsonb)
 CREATE FUNCTION private.queue_sync_payments(p_run_id bigint, p_payments jsonb) RETURNS TABLE(found integer, queued integer)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     v_run app.sync_runs;
@@ -2203,7 +2386,7 @@ GRANT ALL ON FUNCTION private.queue_sync_payments(p_run_id bigint, p_payments js
 -- FUNCTION: queue_tune_storage(text)
 CREATE FUNCTION private.queue_tune_storage(queue_name text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     if not exists (select from pgmq.meta as m where m.queue_name = queue_tune_storage.queue_name) then
@@ -2235,7 +2418,7 @@ REVOKE ALL ON FUNCTION private.queue_tune_storage(queue_name text) FROM PUBLIC;
 -- FUNCTION: rebuild_membership_counts(uuid)
 CREATE FUNCTION private.rebuild_membership_counts(p_practice_id uuid DEFAULT NULL::uuid) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_rows bigint;
@@ -2258,10 +2441,89 @@ COMMENT ON FUNCTION private.rebuild_membership_counts(p_practice_id uuid) IS 'Re
 -- ACL: FUNCTION rebuild_membership_counts(p_practice_id uuid)
 REVOKE ALL ON FUNCTION private.rebuild_membership_counts(p_practice_id uuid) FROM PUBLIC;
 
+-- FUNCTION: recompute_memberships(uuid)
+CREATE FUNCTION private.recompute_memberships(p_practice_id uuid DEFAULT NULL::uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_row record;
+    v_new text;
+    v_total integer := 0;
+    v_to_one_time integer := 0;
+    v_to_member integer := 0;
+    v_staff_history integer := 0;
+    v_changed uuid[] := '{}';
+begin
+    -- billing periods of contract memberships (the trigger reads the contract)
+    update app.memberships as m set billing_interval = m.billing_interval
+    where m.contract_id is not null and (p_practice_id is null or m.practice_id = p_practice_id);
+
+    for v_row in
+        select m.id, m.practice_id, m.patient_id, m.category_id, m.status
+        from app.memberships as m
+        where p_practice_id is null or m.practice_id = p_practice_id
+        order by m.patient_id, m.category_id
+    loop
+        v_total := v_total + 1;
+        -- the worker's per-patient lock: no payment of this patient applies meanwhile
+        perform pg_advisory_xact_lock(hashtextextended(v_row.patient_id::text, 1));
+        if private.refresh_membership_from_payments(v_row.practice_id, v_row.patient_id, v_row.category_id)
+            is null then
+            perform private.settle_membership_status(v_row.id);
+        end if;
+        select m.status into v_new from app.memberships as m where m.id = v_row.id;
+        if v_new = 'one_time' and v_row.status <> 'one_time' then
+            v_to_one_time := v_to_one_time + 1;
+            v_changed := v_changed || v_row.id;
+        elsif v_new <> 'one_time' and v_row.status = 'one_time' then
+            v_to_member := v_to_member + 1;
+        end if;
+    end loop;
+
+    -- the history of the rows that became one-time purchases
+    delete from app.membership_events as e
+    where e.membership_id = any(v_changed) and e.source in ('payment', 'system');
+    insert into app.membership_events (practice_id, membership_id, old_status, new_status, source, reason, evidence_at)
+    select m.practice_id, m.id, null, 'one_time', 'payment', 'recomputed: no recurring evidence',
+        coalesce(m.started_on::timestamptz, m.last_paid_at, m.created_at)
+    from app.memberships as m
+    where m.id = any(v_changed);
+    update app.memberships as m
+    set status_changed_at = coalesce(m.started_on::timestamptz, m.last_paid_at, m.created_at),
+        status_source = 'payment'
+    where m.id = any(v_changed);
+    select count(distinct e.membership_id) into v_staff_history
+    from app.membership_events as e
+    where e.membership_id = any(v_changed) and e.source in ('staff', 'contract');
+
+    return jsonb_build_object(
+        'memberships', v_total,
+        'became_one_time', v_to_one_time,
+        'became_member', v_to_member,
+        'members', (
+            select count(*) from app.memberships as m
+            where (p_practice_id is null or m.practice_id = p_practice_id) and m.status <> 'one_time'
+        ),
+        'one_time', (
+            select count(*) from app.memberships as m
+            where (p_practice_id is null or m.practice_id = p_practice_id) and m.status = 'one_time'
+        ),
+        'with_staff_history', v_staff_history
+    );
+end
+$$;
+
+-- COMMENT: FUNCTION recompute_memberships(p_practice_id uuid)
+COMMENT ON FUNCTION private.recompute_memberships(p_practice_id uuid) IS 'Operator: rebuild every membership of a practice (all when null) under the recurring rules; returns counts (memberships, became_one_time, became_member, members, one_time, with_staff_history).';
+
+-- ACL: FUNCTION recompute_memberships(p_practice_id uuid)
+REVOKE ALL ON FUNCTION private.recompute_memberships(p_practice_id uuid) FROM PUBLIC;
+
 -- FUNCTION: reconcile_watermark(uuid)
 CREATE FUNCTION private.reconcile_watermark(p_merchant_account_id uuid) RETURNS timestamp with time zone
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select max(r.watermark)
     from app.sync_runs as r
@@ -2281,39 +2543,73 @@ SET default_table_access_method = heap;
 REVOKE ALL ON FUNCTION private.reconcile_watermark(p_merchant_account_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.reconcile_watermark(p_merchant_account_id uuid) TO mx_worker;
 
--- FUNCTION: record_rejected_event(app.merchant_accounts, text, jsonb, text, text)
-CREATE FUNCTION private.record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text) RETURNS bigint
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+-- FUNCTION: record_rejected_event(app.merchant_accounts, text, jsonb, text, text, integer)
+CREATE FUNCTION private.record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text, p_rejects_per_hour integer) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_body text := coalesce(p_raw_body, p_payload::text, '');
+    v_sha256 text := encode(sha256(convert_to(v_body, 'UTF8')), 'hex');
+    v_dedupe_key text := format('rejected:%s:%s', p_account.mx_merchant_id, v_sha256);
+    v_hour timestamptz := date_trunc('hour', now());
+    v_event_id bigint;
+begin
+    -- the same bad body again (MX retries what got no 2xx) is a duplicate of the stored one
+    update app.webhook_events as e
+    set duplicate_count = e.duplicate_count + 1,
+        last_duplicate_at = now()
+    where e.dedupe_key = v_dedupe_key
+    returning e.id into v_event_id;
+    if found then
+        return v_event_id;
+    end if;
+
+    -- at most p_rejects_per_hour new rejected events of an account an hour; the rest are counted
+    insert into app.webhook_reject_counts (merchant_account_id, hour)
+    values (p_account.id, v_hour)
+    on conflict (merchant_account_id, hour) do nothing;
+    update app.webhook_reject_counts as c
+    set stored = c.stored + 1
+    where c.merchant_account_id = p_account.id
+        and c.hour = v_hour
+        and (p_rejects_per_hour <= 0 or c.stored < p_rejects_per_hour);
+    if not found then
+        update app.webhook_reject_counts as c
+        set not_stored = c.not_stored + 1
+        where c.merchant_account_id = p_account.id and c.hour = v_hour;
+        return null;
+    end if;
+
     insert into app.webhook_events (
         practice_id, merchant_account_id, mx_merchant_id, event_type, dedupe_key, status,
-        reject_reason, payload, raw_body
+        reject_reason, payload, raw_body, raw_body_bytes, raw_body_sha256
     )
     values (
-        p_account.practice_id, p_account.id, p_account.mx_merchant_id, p_event_type,
-        format(
-            'rejected:%s:%s', p_account.mx_merchant_id,
-            encode(pg_catalog.sha256(convert_to(coalesce(p_raw_body, p_payload::text, ''), 'UTF8')), 'hex')
-        ),
-        'rejected', p_reason, p_payload, p_raw_body
+        p_account.practice_id, p_account.id, p_account.mx_merchant_id, left(p_event_type, 64), v_dedupe_key,
+        'rejected', left(p_reason, 500),
+        case when octet_length(p_payload::text) <= 4096 then p_payload end,
+        left(coalesce(p_raw_body, case when octet_length(p_payload::text) > 4096 then p_payload::text end), 2048),
+        octet_length(v_body), v_sha256
     )
     on conflict (dedupe_key) where dedupe_key is not null do update
     set duplicate_count = app.webhook_events.duplicate_count + 1,
         last_duplicate_at = now()
-    returning id
+    returning id into v_event_id;
+    return v_event_id;
+end
 $$;
 
--- COMMENT: FUNCTION record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text)
-COMMENT ON FUNCTION private.record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text) IS 'Store a rejected notification with its reason; the same body again is counted as a duplicate.';
+-- COMMENT: FUNCTION record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text, p_rejects_per_hour integer)
+COMMENT ON FUNCTION private.record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text, p_rejects_per_hour integer) IS 'Store a rejected notification, bounded: reason, body length and sha256, the first 2,048 characters of the body, the payload when at most 4 KB; the same body again counts as a duplicate; beyond p_rejects_per_hour new rejects of an account an hour (<= 0: no cap) only counted; null when not stored.';
 
--- ACL: FUNCTION record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text)
-REVOKE ALL ON FUNCTION private.record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text) FROM PUBLIC;
+-- ACL: FUNCTION record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text, p_rejects_per_hour integer)
+REVOKE ALL ON FUNCTION private.record_rejected_event(p_account app.merchant_accounts, p_event_type text, p_payload jsonb, p_raw_body text, p_reason text, p_rejects_per_hour integer) FROM PUBLIC;
 
 -- FUNCTION: record_sync_progress(bigint, integer, integer, integer, jsonb)
 CREATE FUNCTION private.record_sync_progress(p_run_id bigint, p_pages integer, p_found integer, p_queued integer, p_cursor jsonb) RETURNS void
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     update app.sync_runs
     set pages = p_pages, found = p_found, queued = p_queued, cursor = coalesce(p_cursor, cursor),
@@ -2331,42 +2627,88 @@ GRANT ALL ON FUNCTION private.record_sync_progress(p_run_id bigint, p_pages inte
 -- FUNCTION: refresh_membership_from_payments(uuid, uuid, uuid)
 CREATE FUNCTION private.refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
+    v_practice app.practices;
+    v_default interval;
     v_id uuid;
     v_first_paid timestamptz;
     v_last_paid timestamptz;
+    v_recurring_since timestamptz;
+    v_first_recurring_paid timestamptz;
+    v_last_recurring_paid timestamptz;
+    v_median_gap double precision;
+    v_repeat_since timestamptz;
+    v_amount_at timestamptz;
     v_last_amount numeric(12, 2);
     v_products text[];
     v_evidence_status text;
     v_evidence_at timestamptz;
+    v_spacing interval;
+    v_contract_start date;
+    v_status text;
+    v_source text;
+    v_status_at timestamptz;
 begin
+    select * into v_practice from app.practices where id = p_practice_id;
+    v_default := private.billing_period(v_practice.default_billing_interval);
+
     -- payments of this patient that paid a line of this programme
-    with lines as (
+    with pay as (
         select distinct on (p.id)
-            p.id, p.mx_created_at, p.status, p.type, p.source,
+            p.id,
+            p.mx_created_at as at,
             (p.status in ('Approved', 'Settled') and p.type in ('Sale', 'SaleCompletion')) as succeeded,
-            (p.status = 'Declined' and p.source = 'Recurring') as failed_recurring
+            p.status = 'Declined' as declined,
+            (
+                p.source = 'Recurring'
+                or exists (select from app.contract_payments as cp where cp.payment_id = p.id)
+            ) as recurring
         from app.payments as p
         inner join app.payment_invoices as pi on pi.payment_id = p.id
         inner join app.invoice_lines as l on l.invoice_id = pi.invoice_id
         where p.patient_id = p_patient_id and l.category_id = p_category_id
+    ),
+    gaps as (
+        select
+            pay.at,
+            pay.recurring,
+            pay.at - lag(pay.at) over (partition by pay.recurring order by pay.at, pay.id) as gap
+        from pay
+        where pay.succeeded
     )
     select
-        min(mx_created_at) filter (where succeeded),
-        max(mx_created_at) filter (where succeeded),
-        (array_agg(case when succeeded or failed_recurring then
-            case when succeeded then 'active' else 'past_due' end end
-            order by mx_created_at desc, id desc) filter (where succeeded or failed_recurring))[1],
-        max(mx_created_at) filter (where succeeded or failed_recurring)
-    into v_first_paid, v_last_paid, v_evidence_status, v_evidence_at
-    from lines;
+        (select min(pay.at) from pay where pay.succeeded),
+        (select max(pay.at) from pay where pay.succeeded),
+        (select min(pay.at) from pay where pay.recurring and (pay.succeeded or pay.declined)),
+        (select min(pay.at) from pay where pay.recurring and pay.succeeded),
+        (select max(pay.at) from pay where pay.recurring and pay.succeeded),
+        (
+            select percentile_cont(0.5) within group (order by extract(epoch from g.gap))
+            from gaps as g where g.recurring and g.gap is not null
+        ),
+        (
+            select min(g.at) from gaps as g
+            where not g.recurring and g.gap <= v_default * 1.5 and v_practice.count_repeat_purchases
+        ),
+        (
+            select case when x.succeeded then 'active' else 'past_due' end
+            from pay as x
+            where x.succeeded or (x.declined and x.recurring)
+            order by x.at desc, x.id desc
+            limit 1
+        ),
+        (select max(pay.at) from pay where pay.succeeded or (pay.declined and pay.recurring))
+    into v_first_paid, v_last_paid, v_recurring_since, v_first_recurring_paid, v_last_recurring_paid,
+        v_median_gap, v_repeat_since, v_evidence_status, v_evidence_at;
 
-    if v_evidence_status is null and v_first_paid is null then
+    if v_evidence_status is null and v_first_paid is null and v_recurring_since is null then
         return null;  -- nothing in this programme to build a membership on
     end if;
 
+    -- the amount of the newest recurring payment, else of the newest payment
+    v_amount_at := coalesce(v_last_recurring_paid, v_last_paid);
     select
         sum(l.total_amount),
         array_agg(distinct l.product_name order by l.product_name)
@@ -2375,35 +2717,82 @@ begin
     inner join app.payment_invoices as pi on pi.payment_id = p.id
     inner join app.invoice_lines as l on l.invoice_id = pi.invoice_id
     where p.patient_id = p_patient_id and l.category_id = p_category_id
-        and p.mx_created_at = v_last_paid;
+        and p.mx_created_at = v_amount_at;
 
-    insert into app.memberships (
+    v_spacing := case when v_median_gap is not null then private.billing_period_from_spacing(v_median_gap) end;
+
+    select c.start_date into v_contract_start
+    from app.memberships as m
+    inner join app.contracts as c on c.id = m.contract_id
+    where m.practice_id = p_practice_id and m.patient_id = p_patient_id and m.category_id = p_category_id;
+
+    insert into app.memberships as m (
         practice_id, patient_id, category_id, status, status_source, status_changed_at,
-        started_on, last_paid_at, amount, product_names, payment_status, payment_evidence_at
+        started_on, last_paid_at, amount, product_names, payment_status, payment_evidence_at,
+        recurring_since, repeat_since, billing_period, billing_period_source
     )
     values (
-        p_practice_id, p_patient_id, p_category_id, v_evidence_status, 'payment', v_evidence_at,
-        v_first_paid::date, v_last_paid, v_last_amount, coalesce(v_products, '{}'),
-        v_evidence_status, v_evidence_at
+        p_practice_id, p_patient_id, p_category_id, 'one_time', 'payment', coalesce(v_evidence_at, now()),
+        v_first_paid::date, v_last_paid, v_last_amount,
+        coalesce(v_products, '{}'), v_evidence_status, v_evidence_at,
+        v_recurring_since, v_repeat_since, v_spacing, case when v_spacing is not null then 'spacing' end
     )
     on conflict (practice_id, patient_id, category_id) do update
-    set started_on = excluded.started_on,
+    set started_on = case
+            -- a member since its first recurring evidence; a one-time buyer since the first purchase
+            when m.contract_id is not null or excluded.recurring_since is not null
+                or excluded.repeat_since is not null or m.treated_as_member
+                then coalesce(
+                    least(
+                        (v_first_recurring_paid)::date,
+                        v_contract_start,
+                        (case when m.treated_as_member then v_first_paid end)::date,
+                        (excluded.repeat_since)::date
+                    ),
+                    excluded.started_on
+                )
+            else excluded.started_on
+        end,
         last_paid_at = excluded.last_paid_at,
-        amount = coalesce(excluded.amount, app.memberships.amount),
+        amount = coalesce(excluded.amount, m.amount),
         product_names = case
-            when excluded.product_names = '{}' then app.memberships.product_names
+            when excluded.product_names = '{}' then m.product_names
             else excluded.product_names
         end,
         payment_status = excluded.payment_status,
-        payment_evidence_at = excluded.payment_evidence_at
-    returning id into v_id;
+        payment_evidence_at = excluded.payment_evidence_at,
+        recurring_since = excluded.recurring_since,
+        repeat_since = excluded.repeat_since,
+        billing_period = case when m.billing_period_source = 'contract' then m.billing_period else excluded.billing_period end,
+        billing_period_source = case
+            when m.billing_period_source = 'contract' then m.billing_period_source
+            else excluded.billing_period_source
+        end
+    returning m.id into v_id;
 
     if not exists (select from app.membership_events where membership_id = v_id) then
+        -- a new row: its first status is what its evidence says, recorded once
+        select r.status, r.source, r.evidence_at into v_status, v_source, v_status_at
+        from app.memberships as m
+        cross join lateral private.resolve_membership_status(m) as r
+        where m.id = v_id;
+        update app.memberships as m
+        set status = v_status,
+            status_source = v_source,
+            status_changed_at = coalesce(v_status_at, m.status_changed_at),
+            started_on = case
+                when v_status <> 'one_time' then coalesce(
+                    least(v_first_recurring_paid::date, v_repeat_since::date), m.started_on
+                )
+                else m.started_on
+            end
+        where m.id = v_id and (m.status is distinct from v_status or m.status_source is distinct from v_source);
         insert into app.membership_events (
-            practice_id, membership_id, old_status, new_status, source, evidence_at
+            practice_id, membership_id, old_status, new_status, source, reason, evidence_at
         )
-        select practice_id, id, null, status, status_source, status_changed_at
-        from app.memberships where id = v_id;
+        select m.practice_id, m.id, null, m.status, m.status_source,
+            case when m.status = 'one_time' then 'no recurring evidence' end, m.status_changed_at
+        from app.memberships as m where m.id = v_id;
     end if;
     perform private.settle_membership_status(v_id);
     return v_id;
@@ -2411,7 +2800,7 @@ end
 $$;
 
 -- COMMENT: FUNCTION refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid)
-COMMENT ON FUNCTION private.refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid) IS 'Rebuild a membership''s payment evidence (start, last paid, amount, status) from stored payments.';
+COMMENT ON FUNCTION private.refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid) IS 'Rebuild a patient x programme''s evidence from stored payments: recurring (source Recurring or billed by a contract), repeat purchases (opt-in), start, last paid, amount, billing period from payment spacing; then settle its status (one_time without recurring evidence).';
 
 -- ACL: FUNCTION refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid)
 REVOKE ALL ON FUNCTION private.refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid) FROM PUBLIC;
@@ -2419,7 +2808,7 @@ REVOKE ALL ON FUNCTION private.refresh_membership_from_payments(p_practice_id uu
 -- FUNCTION: refresh_product_suggestions()
 CREATE FUNCTION private.refresh_product_suggestions() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_practice_id uuid := coalesce(new.practice_id, old.practice_id);
@@ -2440,10 +2829,37 @@ COMMENT ON FUNCTION private.refresh_product_suggestions() IS 'Trigger: recompute
 -- ACL: FUNCTION refresh_product_suggestions()
 REVOKE ALL ON FUNCTION private.refresh_product_suggestions() FROM PUBLIC;
 
+-- FUNCTION: refuse_moving_merchant_history()
+CREATE FUNCTION private.refuse_moving_merchant_history() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if exists (select from app.payments as p where p.merchant_account_id = old.id)
+        or exists (select from app.invoices as i where i.merchant_account_id = old.id)
+        or exists (select from app.contracts as c where c.merchant_account_id = old.id)
+        or exists (select from app.webhook_events as e where e.merchant_account_id = old.id)
+        or exists (select from app.sync_runs as r where r.merchant_account_id = old.id) then
+        raise exception 'merchant account % (MX merchant %) has history in practice %; it cannot move to practice %',
+            old.id, old.mx_merchant_id, old.practice_id, new.practice_id
+        using errcode = '55000',
+            hint = 'History stays with the practice that received it. '
+            'Onboard the merchant under a new MX merchant id for the other practice.';
+    end if;
+    return new;
+end
+$$;
+
+-- COMMENT: FUNCTION refuse_moving_merchant_history()
+COMMENT ON FUNCTION private.refuse_moving_merchant_history() IS 'Trigger: a merchant account with stored history (payments, invoices, contracts, events, sync runs) never changes practice.';
+
+-- ACL: FUNCTION refuse_moving_merchant_history()
+REVOKE ALL ON FUNCTION private.refuse_moving_merchant_history() FROM PUBLIC;
+
 -- FUNCTION: remove_practice_member(text, text)
 CREATE FUNCTION private.remove_practice_member(p_practice_slug text, p_email text) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     with removed as (
         delete from app.practice_members as m
@@ -2465,7 +2881,7 @@ REVOKE ALL ON FUNCTION private.remove_practice_member(p_practice_slug text, p_em
 -- FUNCTION: replay_events(bigint[], text, uuid, text[])
 CREATE FUNCTION private.replay_events(p_event_ids bigint[], p_replayed_by text, p_actor_user_id uuid DEFAULT NULL::uuid, p_statuses text[] DEFAULT ARRAY['dead'::text]) RETURNS TABLE(event_id bigint, outcome text, previous_status text, msg_id bigint)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_event app.webhook_events;
@@ -2558,7 +2974,7 @@ REVOKE ALL ON FUNCTION private.replay_events(p_event_ids bigint[], p_replayed_by
 -- FUNCTION: request_event_replay(bigint)
 CREATE FUNCTION private.request_event_replay(p_event_id bigint) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_practice_id uuid;
@@ -2595,53 +3011,86 @@ GRANT ALL ON FUNCTION private.request_event_replay(p_event_id bigint) TO authent
 -- FUNCTION: resolve_membership_status(app.memberships)
 CREATE FUNCTION private.resolve_membership_status(m app.memberships) RETURNS TABLE(status text, source text, evidence_at timestamp with time zone)
     LANGUAGE sql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    with failing as (
-        -- failure evidence newer than a staff reactivation ends that reactivation
-        select coalesce(
-            m.payment_status = 'past_due' and m.payment_evidence_at > m.staff_decided_at, false
-        ) as by_payment,
-        coalesce(
-            m.overdue_at > m.staff_decided_at
-            and m.overdue_basis_at is not distinct from m.payment_evidence_at, false
-        ) as by_overdue
+    with f as (
+        select
+            (
+                m.contract_id is not null or m.recurring_since is not null
+                or m.treated_as_member or m.repeat_since is not null
+            ) as member,
+            -- failure evidence newer than a staff reactivation ends that reactivation
+            coalesce(
+                m.payment_status = 'past_due' and m.payment_evidence_at > m.staff_decided_at, false
+            ) as by_payment,
+            coalesce(
+                m.overdue_at > m.staff_decided_at
+                and m.overdue_basis_at is not distinct from m.payment_evidence_at, false
+            ) as by_overdue,
+            coalesce(
+                m.lapsed_at is not null
+                and m.lapsed_basis_at is not distinct from m.payment_evidence_at
+                and private.contract_membership_status(m.contract_status) is distinct from 'active',
+                false
+            ) as lapsed,
+            m.staff_status is not null
+            and (
+                m.contract_status_changed_at is null
+                or m.contract_status_changed_at <= m.staff_decided_at
+            ) as staff_holds
     )
+
     select s.status, s.source, s.evidence_at
     from (
-        select m.staff_status as status, 'staff' as source, m.staff_decided_at as evidence_at, 1 as rank
-        from failing as f
-        where m.staff_status is not null
-            and (
-                m.contract_status_changed_at is null
-                or m.contract_status_changed_at <= m.staff_decided_at
+        -- not a member: a one-time purchase, whatever else is known
+        select
+            'one_time' as status,
+            case when m.treated_as_member_at is not null then 'staff' else 'payment' end as source,
+            coalesce(m.treated_as_member_at, m.last_paid_at, m.payment_evidence_at, m.created_at) as evidence_at,
+            0 as rank
+        from f
+        where not f.member
+        union all
+        select m.staff_status, 'staff', m.staff_decided_at, 1
+        from f
+        where f.staff_holds
+            and not (
+                m.staff_status = 'active'
+                and (f.by_payment or f.by_overdue or (f.lapsed and m.lapsed_at > m.staff_decided_at))
             )
-            and not (m.staff_status = 'active' and (f.by_payment or f.by_overdue))
         union all
         select
-            'past_due',
-            case when f.by_payment then 'payment' else 'system' end,
-            case when f.by_payment then m.payment_evidence_at else m.overdue_at end,
+            case when f.lapsed and m.lapsed_at > m.staff_decided_at then 'canceled' else 'past_due' end,
+            case
+                when f.lapsed and m.lapsed_at > m.staff_decided_at then 'system'
+                when f.by_payment then 'payment'
+                else 'system'
+            end,
+            case
+                when f.lapsed and m.lapsed_at > m.staff_decided_at then m.lapsed_at
+                when f.by_payment then m.payment_evidence_at
+                else m.overdue_at
+            end,
             1
-        from failing as f
-        where m.staff_status = 'active'
-            and (
-                m.contract_status_changed_at is null
-                or m.contract_status_changed_at <= m.staff_decided_at
-            )
-            and (f.by_payment or f.by_overdue)
+        from f
+        where f.staff_holds and m.staff_status = 'active'
+            and (f.by_payment or f.by_overdue or (f.lapsed and m.lapsed_at > m.staff_decided_at))
         union all
         select private.contract_membership_status(m.contract_status), 'contract', m.contract_status_changed_at, 2
         where private.contract_membership_status(m.contract_status) in ('paused', 'canceled')
         union all
-        select 'past_due', 'system', m.overdue_at, 3
+        select 'canceled', 'system', m.lapsed_at, 3
+        from f
+        where f.lapsed
+        union all
+        select 'past_due', 'system', m.overdue_at, 4
         where m.overdue_at is not null
             and m.overdue_basis_at is not distinct from m.payment_evidence_at
         union all
-        select m.payment_status, 'payment', m.payment_evidence_at, 4
+        select m.payment_status, 'payment', m.payment_evidence_at, 5
         where m.payment_status is not null
         union all
-        select 'active', 'contract', m.contract_status_changed_at, 5
+        select 'active', 'contract', m.contract_status_changed_at, 6
         where private.contract_membership_status(m.contract_status) = 'active'
     ) as s
     order by s.rank
@@ -2649,7 +3098,7 @@ CREATE FUNCTION private.resolve_membership_status(m app.memberships) RETURNS TAB
 $$;
 
 -- COMMENT: FUNCTION resolve_membership_status(m app.memberships)
-COMMENT ON FUNCTION private.resolve_membership_status(m app.memberships) IS 'Apply the status precedence (staff, contract paused/canceled, overdue, payment, contract active); a staff reactivation ends when newer failure evidence arrives.';
+COMMENT ON FUNCTION private.resolve_membership_status(m app.memberships) IS 'Apply the status precedence: not a member (no recurring evidence) -> one_time; staff decision; contract paused/canceled; lapse (canceled, system); overdue; payment; contract active. A staff reactivation ends when newer failure or lapse evidence arrives.';
 
 -- ACL: FUNCTION resolve_membership_status(m app.memberships)
 REVOKE ALL ON FUNCTION private.resolve_membership_status(m app.memberships) FROM PUBLIC;
@@ -2657,7 +3106,7 @@ REVOKE ALL ON FUNCTION private.resolve_membership_status(m app.memberships) FROM
 -- FUNCTION: resumable_backfill(uuid)
 CREATE FUNCTION private.resumable_backfill(p_merchant_account_id uuid) RETURNS TABLE(run_id bigint, since timestamp with time zone, cursor jsonb, status text)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select r.id, r.since, r.cursor, r.status
     from app.sync_runs as r
@@ -2676,7 +3125,7 @@ GRANT ALL ON FUNCTION private.resumable_backfill(p_merchant_account_id uuid) TO 
 -- FUNCTION: retire_older_webhook_tokens(bigint)
 CREATE FUNCTION private.retire_older_webhook_tokens(p_mx_merchant_id bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_account_id uuid := private.merchant_account_id(p_mx_merchant_id);
@@ -2703,7 +3152,7 @@ REVOKE ALL ON FUNCTION private.retire_older_webhook_tokens(p_mx_merchant_id bigi
 -- FUNCTION: retire_webhook_tokens(uuid, uuid)
 CREATE FUNCTION private.retire_webhook_tokens(p_merchant_account_id uuid, p_keep_token_id uuid) RETURNS integer
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     with retired as (
         update app.webhook_tokens
@@ -2725,7 +3174,7 @@ REVOKE ALL ON FUNCTION private.retire_webhook_tokens(p_merchant_account_id uuid,
 -- FUNCTION: retry_ingest_event(bigint, bigint, text, integer)
 CREATE FUNCTION private.retry_ingest_event(p_msg_id bigint, p_event_id bigint, p_error text, p_delay_seconds integer) RETURNS void
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     update app.webhook_events
     set status = 'retrying', last_error = left(p_error, 2000)
@@ -2743,7 +3192,7 @@ GRANT ALL ON FUNCTION private.retry_ingest_event(p_msg_id bigint, p_event_id big
 -- FUNCTION: seed_practice_categories()
 CREATE FUNCTION private.seed_practice_categories() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     insert into app.categories (practice_id, name, kind, sort_order)
@@ -2767,7 +3216,7 @@ REVOKE ALL ON FUNCTION private.seed_practice_categories() FROM PUBLIC;
 -- FUNCTION: seed_practice_referral_sources()
 CREATE FUNCTION private.seed_practice_referral_sources() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     insert into app.referral_sources (practice_id, code, label, sort_order)
@@ -2786,10 +3235,42 @@ COMMENT ON FUNCTION private.seed_practice_referral_sources() IS 'Trigger: give a
 -- ACL: FUNCTION seed_practice_referral_sources()
 REVOKE ALL ON FUNCTION private.seed_practice_referral_sources() FROM PUBLIC;
 
+-- FUNCTION: set_contract_billing_period()
+CREATE FUNCTION private.set_contract_billing_period() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_period interval;
+    v_start date;
+begin
+    if new.contract_id is not null then
+        select private.contract_billing_period(c.billing_interval, c.every), c.start_date
+        into v_period, v_start
+        from app.contracts as c where c.id = new.contract_id;
+        if v_period is not null then
+            new.billing_period := v_period;
+            new.billing_period_source := 'contract';
+        end if;
+        -- a one-time purchase the contract makes a member: a member since the contract started
+        if tg_op = 'UPDATE' and old.contract_id is null and old.status = 'one_time' and v_start is not null then
+            new.started_on := v_start;
+        end if;
+    end if;
+    return new;
+end
+$$;
+
+-- COMMENT: FUNCTION set_contract_billing_period()
+COMMENT ON FUNCTION private.set_contract_billing_period() IS 'Trigger: a membership billed by a contract bills at the contract''s period (interval, every); a one-time purchase a contract turns into a membership starts when the contract started.';
+
+-- ACL: FUNCTION set_contract_billing_period()
+REVOKE ALL ON FUNCTION private.set_contract_billing_period() FROM PUBLIC;
+
 -- FUNCTION: set_membership_patient_name_key()
 CREATE FUNCTION private.set_membership_patient_name_key() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     select p.name_key into new.patient_name_key from app.patients as p where p.id = new.patient_id;
@@ -2807,7 +3288,7 @@ REVOKE ALL ON FUNCTION private.set_membership_patient_name_key() FROM PUBLIC;
 -- FUNCTION: set_merchant_active(bigint, boolean)
 CREATE FUNCTION private.set_merchant_active(p_mx_merchant_id bigint, p_active boolean) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_id uuid := private.merchant_account_id(p_mx_merchant_id);
@@ -2827,7 +3308,7 @@ REVOKE ALL ON FUNCTION private.set_merchant_active(p_mx_merchant_id bigint, p_ac
 -- FUNCTION: set_practice_member(text, uuid, text)
 CREATE FUNCTION private.set_practice_member(p_practice_slug text, p_user_id uuid, p_role text) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_practice_id uuid := private.practice_id_by_slug(p_practice_slug);
@@ -2835,6 +3316,15 @@ declare
 begin
     if p_role not in ('owner', 'admin', 'staff') then
         raise exception 'role must be owner, admin or staff, not "%"', p_role using errcode = '22023';
+    end if;
+    if not exists (
+        select from auth.users as u
+        where u.id = p_user_id
+            and (u.email_confirmed_at is not null or u.invited_at is not null)
+    ) then
+        raise exception 'the account % has neither confirmed its e-mail address nor been invited', p_user_id
+        using errcode = '42501',
+        hint = 'a role goes only to a confirmed address or through an invitation';
     end if;
     select m.role into v_previous from app.practice_members as m
     where m.practice_id = v_practice_id and m.user_id = p_user_id;
@@ -2846,15 +3336,47 @@ end
 $$;
 
 -- COMMENT: FUNCTION set_practice_member(p_practice_slug text, p_user_id uuid, p_role text)
-COMMENT ON FUNCTION private.set_practice_member(p_practice_slug text, p_user_id uuid, p_role text) IS 'Operator: give a user a role (owner, admin, staff) in a practice; returns added, unchanged or role changed.';
+COMMENT ON FUNCTION private.set_practice_member(p_practice_slug text, p_user_id uuid, p_role text) IS 'Operator: give a user a role (owner, admin, staff) in a practice, only when the account''s e-mail is confirmed or it was invited; returns added, unchanged or role changed.';
 
 -- ACL: FUNCTION set_practice_member(p_practice_slug text, p_user_id uuid, p_role text)
 REVOKE ALL ON FUNCTION private.set_practice_member(p_practice_slug text, p_user_id uuid, p_role text) FROM PUBLIC;
 
+-- FUNCTION: settle_after_member_decision()
+CREATE FUNCTION private.settle_after_member_decision() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_status text;
+begin
+    v_status := private.settle_membership_status(new.id, new.treated_as_member_by);
+    -- audited like the workflow fields: who, when, old and new values (and the status after)
+    insert into app.workflow_audit (practice_id, table_name, row_id, changed_by, changed_at, old_values, new_values)
+    values (
+        new.practice_id, 'memberships', new.id::text, new.treated_as_member_by, new.treated_as_member_at,
+        jsonb_build_object(
+            'treated_as_member', old.treated_as_member, 'treated_as_member_reason', old.treated_as_member_reason,
+            'status', old.status
+        ),
+        jsonb_build_object(
+            'treated_as_member', new.treated_as_member, 'treated_as_member_reason', new.treated_as_member_reason,
+            'status', v_status
+        )
+    );
+    return null;
+end
+$$;
+
+-- COMMENT: FUNCTION settle_after_member_decision()
+COMMENT ON FUNCTION private.settle_after_member_decision() IS 'Trigger: after a "treat as member" decision, settle the status and audit it in app.workflow_audit.';
+
+-- ACL: FUNCTION settle_after_member_decision()
+REVOKE ALL ON FUNCTION private.settle_after_member_decision() FROM PUBLIC;
+
 -- FUNCTION: settle_after_staff_decision()
 CREATE FUNCTION private.settle_after_staff_decision() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     perform private.settle_membership_status(new.id, new.staff_user_id);
@@ -2871,7 +3393,7 @@ REVOKE ALL ON FUNCTION private.settle_after_staff_decision() FROM PUBLIC;
 -- FUNCTION: settle_membership_status(uuid, uuid)
 CREATE FUNCTION private.settle_membership_status(p_membership_id uuid, p_actor uuid DEFAULT NULL::uuid) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_m app.memberships;
@@ -2896,8 +3418,16 @@ begin
     )
     values (
         v_m.practice_id, v_m.id, v_m.status, v_status, v_source,
-        case when v_source = 'staff' then v_m.staff_reason end,
-        case when v_source = 'staff' then coalesce(p_actor, v_m.staff_user_id) end,
+        case
+            when v_status = 'one_time' and v_source = 'staff' then v_m.treated_as_member_reason
+            when v_status = 'one_time' then 'no recurring evidence'
+            when v_source = 'staff' then v_m.staff_reason
+            when v_source = 'system' and v_status = 'canceled' then 'lapsed'
+        end,
+        case
+            when v_source = 'staff' and v_status = 'one_time' then coalesce(p_actor, v_m.treated_as_member_by)
+            when v_source = 'staff' then coalesce(p_actor, v_m.staff_user_id)
+        end,
         coalesce(v_evidence_at, now())
     );
     return v_status;
@@ -2905,7 +3435,7 @@ end
 $$;
 
 -- COMMENT: FUNCTION settle_membership_status(p_membership_id uuid, p_actor uuid)
-COMMENT ON FUNCTION private.settle_membership_status(p_membership_id uuid, p_actor uuid) IS 'Recompute a membership''s status from its evidence and record any change.';
+COMMENT ON FUNCTION private.settle_membership_status(p_membership_id uuid, p_actor uuid) IS 'Recompute a membership''s status from its evidence and record any change (reason lapsed / no recurring evidence).';
 
 -- ACL: FUNCTION settle_membership_status(p_membership_id uuid, p_actor uuid)
 REVOKE ALL ON FUNCTION private.settle_membership_status(p_membership_id uuid, p_actor uuid) FROM PUBLIC;
@@ -2913,7 +3443,7 @@ REVOKE ALL ON FUNCTION private.settle_membership_status(p_membership_id uuid, p_
 -- FUNCTION: stage_legacy_invoice(uuid, bigint, jsonb)
 CREATE FUNCTION private.stage_legacy_invoice(p_practice_id uuid, p_mx_invoice_id bigint, p_fields jsonb) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_pending app.legacy_workflow_pending;
@@ -2946,7 +3476,7 @@ REVOKE ALL ON FUNCTION private.stage_legacy_invoice(p_practice_id uuid, p_mx_inv
 -- FUNCTION: stage_legacy_membership(uuid, text, bigint, text, text, jsonb, timestamp with time zone)
 CREATE FUNCTION private.stage_legacy_membership(p_practice_id uuid, p_customer_name text, p_mx_customer_id bigint, p_product_name text, p_category_name text, p_fields jsonb, p_legacy_at timestamp with time zone) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_category_id uuid := private.legacy_category_id(p_practice_id, p_product_name, p_category_name);
@@ -2994,10 +3524,36 @@ COMMENT ON FUNCTION private.stage_legacy_membership(p_practice_id uuid, p_custom
 -- ACL: FUNCTION stage_legacy_membership(p_practice_id uuid, p_customer_name text, p_mx_customer_id bigint, p_product_name text, p_category_name text, p_fields jsonb, p_legacy_at timestamp with time zone)
 REVOKE ALL ON FUNCTION private.stage_legacy_membership(p_practice_id uuid, p_customer_name text, p_mx_customer_id bigint, p_product_name text, p_category_name text, p_fields jsonb, p_legacy_at timestamp with time zone) FROM PUBLIC;
 
+-- FUNCTION: stamp_member_decision()
+CREATE FUNCTION private.stamp_member_decision() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if coalesce(trim(new.treated_as_member_reason), '') = '' then
+        raise exception 'a reason is required to treat a patient as a member or to undo it'
+        using errcode = '22023';
+    end if;
+    if new.treated_as_member_by is not distinct from old.treated_as_member_by then
+        new.treated_as_member_by := (select auth.uid());
+    end if;
+    if new.treated_as_member_at is not distinct from old.treated_as_member_at then
+        new.treated_as_member_at := clock_timestamp();
+    end if;
+    return new;
+end
+$$;
+
+-- COMMENT: FUNCTION stamp_member_decision()
+COMMENT ON FUNCTION private.stamp_member_decision() IS 'Trigger: a "treat as member" decision needs a reason; record who decided and when.';
+
+-- ACL: FUNCTION stamp_member_decision()
+REVOKE ALL ON FUNCTION private.stamp_member_decision() FROM PUBLIC;
+
 -- FUNCTION: stamp_staff_decision()
 CREATE FUNCTION private.stamp_staff_decision() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     if new.staff_status is not null and coalesce(trim(new.staff_reason), '') = '' then
@@ -3023,7 +3579,7 @@ REVOKE ALL ON FUNCTION private.stamp_staff_decision() FROM PUBLIC;
 -- FUNCTION: start_sync_run(uuid, text, text, timestamp with time zone, jsonb, bigint, interval)
 CREATE FUNCTION private.start_sync_run(p_merchant_account_id uuid, p_kind text, p_run_by text DEFAULT 'operator'::text, p_since timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cursor jsonb DEFAULT '{}'::jsonb, p_resumed_from_id bigint DEFAULT NULL::bigint, p_stale_after interval DEFAULT '00:15:00'::interval) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_practice_id uuid;
@@ -3067,7 +3623,7 @@ GRANT ALL ON FUNCTION private.start_sync_run(p_merchant_account_id uuid, p_kind 
 -- FUNCTION: suggest_category(uuid, text)
 CREATE FUNCTION private.suggest_category(p_practice_id uuid, p_product_name text) RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     with matches as (
         select r.category_id, length(r.keyword) as len, r.keyword, 1 as tier
@@ -3100,10 +3656,115 @@ COMMENT ON FUNCTION private.suggest_category(p_practice_id uuid, p_product_name 
 -- ACL: FUNCTION suggest_category(p_practice_id uuid, p_product_name text)
 REVOKE ALL ON FUNCTION private.suggest_category(p_practice_id uuid, p_product_name text) FROM PUBLIC;
 
+-- FUNCTION: sweep_memberships(timestamp with time zone)
+CREATE FUNCTION private.sweep_memberships(p_as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(practice_id uuid, practice_slug text, marked_past_due integer, lapsed integer, error text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_practice record;
+    v_id uuid;
+    v_past_due integer;
+    v_lapsed integer;
+    v_error text;
+begin
+    for v_practice in
+        select p.id, p.slug from app.practices as p order by p.slug
+    loop
+        v_past_due := 0;
+        v_lapsed := 0;
+        v_error := null;
+        begin
+            for v_id in
+                with due as (
+                    select
+                        m.id,
+                        m.payment_evidence_at,
+                        (
+                            (
+                                coalesce(
+                                    m.next_billing_on,
+                                    (
+                                        (m.last_paid_at at time zone p.timezone)
+                                        + private.membership_billing_period(
+                                            m.billing_period, m.billing_interval, p.default_billing_interval
+                                        )
+                                    )::date
+                                ) + p.past_due_grace_days + 1
+                            )::timestamp at time zone p.timezone
+                        ) as overdue_at
+                    from app.memberships as m
+                    inner join app.practices as p on p.id = m.practice_id
+                    where m.practice_id = v_practice.id
+                        and m.status = 'active'
+                        and (m.next_billing_on is not null or m.last_paid_at is not null)
+                )
+                update app.memberships as m
+                set overdue_at = d.overdue_at, overdue_basis_at = d.payment_evidence_at
+                from due as d
+                where m.id = d.id
+                    and d.overdue_at <= p_as_of
+                    and (m.overdue_at is null or m.overdue_basis_at is distinct from m.payment_evidence_at)
+                returning m.id
+            loop
+                if private.settle_membership_status(v_id) = 'past_due' then
+                    v_past_due := v_past_due + 1;
+                end if;
+            end loop;
+
+            for v_id in
+                with due as (
+                    select
+                        m.id,
+                        m.payment_evidence_at,
+                        (
+                            ((m.status_changed_at at time zone p.timezone)::date + p.lapse_days + 1)::timestamp
+                            at time zone p.timezone
+                        ) as lapse_at
+                    from app.memberships as m
+                    inner join app.practices as p on p.id = m.practice_id
+                    where m.practice_id = v_practice.id
+                        and m.status = 'past_due'
+                        and private.contract_membership_status(m.contract_status) is distinct from 'active'
+                )
+                update app.memberships as m
+                set lapsed_at = d.lapse_at, lapsed_basis_at = d.payment_evidence_at
+                from due as d
+                where m.id = d.id
+                    and d.lapse_at <= p_as_of
+                    and (m.lapsed_at is null or m.lapsed_basis_at is distinct from m.payment_evidence_at)
+                returning m.id
+            loop
+                if private.settle_membership_status(v_id) = 'canceled' then
+                    v_lapsed := v_lapsed + 1;
+                end if;
+            end loop;
+        exception when others then
+            v_past_due := 0;
+            v_lapsed := 0;
+            v_error := sqlstate || ': ' || sqlerrm;
+        end;
+        practice_id := v_practice.id;
+        practice_slug := v_practice.slug;
+        marked_past_due := v_past_due;
+        lapsed := v_lapsed;
+        error := v_error;
+        return next;
+    end loop;
+end
+$$;
+
+-- COMMENT: FUNCTION sweep_memberships(p_as_of timestamp with time zone)
+COMMENT ON FUNCTION private.sweep_memberships(p_as_of timestamp with time zone) IS 'Scheduler: per practice (each in its own subtransaction), active memberships overdue past the grace days become past_due and past-due ones older than lapse_days lapse to canceled (source system); one row per practice with the counts, or the error that rolled that practice back.';
+
+-- ACL: FUNCTION sweep_memberships(p_as_of timestamp with time zone)
+REVOKE ALL ON FUNCTION private.sweep_memberships(p_as_of timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.sweep_memberships(p_as_of timestamp with time zone) TO mx_worker;
+
 -- FUNCTION: sync_accounts(bigint)
 CREATE FUNCTION private.sync_accounts(p_mx_merchant_id bigint DEFAULT NULL::bigint) RETURNS TABLE(merchant_account_id uuid, mx_merchant_id bigint, practice_id uuid)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select m.id, m.mx_merchant_id, m.practice_id
     from app.merchant_accounts as m
@@ -3123,7 +3784,7 @@ GRANT ALL ON FUNCTION private.sync_accounts(p_mx_merchant_id bigint) TO mx_worke
 -- FUNCTION: sync_due_accounts(text, interval)
 CREATE FUNCTION private.sync_due_accounts(p_kind text, p_every interval) RETURNS TABLE(merchant_account_id uuid, mx_merchant_id bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select a.merchant_account_id, a.mx_merchant_id
     from private.sync_accounts() as a
@@ -3145,10 +3806,82 @@ COMMENT ON FUNCTION private.sync_due_accounts(p_kind text, p_every interval) IS 
 REVOKE ALL ON FUNCTION private.sync_due_accounts(p_kind text, p_every interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.sync_due_accounts(p_kind text, p_every interval) TO mx_worker;
 
+-- FUNCTION: take_webhook_token(uuid, double precision, integer)
+CREATE FUNCTION private.take_webhook_token(p_token_id uuid, p_rate double precision, p_burst integer) RETURNS double precision
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    -- shards only matter for concurrency, which only a high rate has: one shard per 4 requests
+    -- a second, 1 to 16, never more than the burst (a shard holds at least one token)
+    v_shards constant integer := greatest(1, least(16, p_burst, floor(p_rate / 4)::integer));
+    v_rate constant double precision := p_rate / v_shards;
+    v_cap constant double precision := greatest(p_burst, 1)::double precision / v_shards;
+    v_shard smallint;
+    v_wait double precision;
+begin
+    if p_rate <= 0 then
+        return 0;
+    end if;
+    -- take a token from a shard that has one and that no concurrent request holds
+    update app.webhook_token_buckets as b
+    set tokens = least(v_cap, b.tokens + greatest(0, extract(epoch from now() - b.updated_at)) * v_rate) - 1,
+        updated_at = greatest(b.updated_at, now())
+    where b.token_id = p_token_id
+        and b.shard = (
+            select f.shard
+            from app.webhook_token_buckets as f
+            where f.token_id = p_token_id
+                and f.shard < v_shards
+                and least(v_cap, f.tokens + extract(epoch from now() - f.updated_at) * v_rate) >= 1
+            order by f.shard
+            limit 1
+            for update skip locked
+        )
+    returning b.shard into v_shard;
+    if v_shard is not null then
+        return 0;
+    end if;
+    -- the token's first request (or more shards since its settings changed): full shards
+    insert into app.webhook_token_buckets (token_id, shard, tokens, updated_at)
+    select p_token_id, s.n, v_cap, now()
+    from generate_series(0, v_shards - 1) as s (n)
+    on conflict (token_id, shard) do nothing;
+    -- then wait for a held shard that may still have a token once its holder commits
+    select b.shard into v_shard
+    from app.webhook_token_buckets as b
+    where b.token_id = p_token_id
+        and b.shard < v_shards
+        and least(v_cap, b.tokens + extract(epoch from now() - b.updated_at) * v_rate) >= 1
+    order by b.shard
+    limit 1
+    for update;
+    if v_shard is not null then
+        update app.webhook_token_buckets as b
+        set tokens = least(v_cap, b.tokens + greatest(0, extract(epoch from now() - b.updated_at)) * v_rate) - 1,
+            updated_at = greatest(b.updated_at, now())
+        where b.token_id = p_token_id and b.shard = v_shard;
+        return 0;
+    end if;
+    -- every shard is empty: the wait until the fullest one holds a token again
+    select min((1 - least(v_cap, b.tokens + extract(epoch from now() - b.updated_at) * v_rate)) / v_rate)
+    into v_wait
+    from app.webhook_token_buckets as b
+    where b.token_id = p_token_id and b.shard < v_shards;
+    return greatest(coalesce(v_wait, 1 / p_rate), 0.001);
+end
+$$;
+
+-- COMMENT: FUNCTION take_webhook_token(p_token_id uuid, p_rate double precision, p_burst integer)
+COMMENT ON FUNCTION private.take_webhook_token(p_token_id uuid, p_rate double precision, p_burst integer) IS 'Webhook rate limit: take one token from the bucket of a callback token (p_rate a second, bursts of p_burst; p_rate <= 0 disables); 0 when taken, else the seconds until one is available.';
+
+-- ACL: FUNCTION take_webhook_token(p_token_id uuid, p_rate double precision, p_burst integer)
+REVOKE ALL ON FUNCTION private.take_webhook_token(p_token_id uuid, p_rate double precision, p_burst integer) FROM PUBLIC;
+
 -- FUNCTION: touch_updated_at()
 CREATE FUNCTION private.touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     new.updated_at := now();
@@ -3165,7 +3898,7 @@ REVOKE ALL ON FUNCTION private.touch_updated_at() FROM PUBLIC;
 -- FUNCTION: uncategorized_id(uuid)
 CREATE FUNCTION private.uncategorized_id(practice_id uuid) RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select c.id from app.categories as c
     where c.practice_id = uncategorized_id.practice_id and c.kind = 'uncategorized'
@@ -3180,7 +3913,7 @@ REVOKE ALL ON FUNCTION private.uncategorized_id(practice_id uuid) FROM PUBLIC;
 -- FUNCTION: update_merchant_account(bigint, text, text, uuid)
 CREATE FUNCTION private.update_merchant_account(p_mx_merchant_id bigint, p_name text DEFAULT NULL::text, p_environment text DEFAULT NULL::text, p_practice_id uuid DEFAULT NULL::uuid) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_id uuid := private.merchant_account_id(p_mx_merchant_id);
@@ -3203,7 +3936,7 @@ REVOKE ALL ON FUNCTION private.update_merchant_account(p_mx_merchant_id bigint, 
 -- FUNCTION: update_practice(text, text, text, text)
 CREATE FUNCTION private.update_practice(p_slug text, p_name text DEFAULT NULL::text, p_timezone text DEFAULT NULL::text, p_new_slug text DEFAULT NULL::text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_id uuid;
@@ -3233,12 +3966,25 @@ REVOKE ALL ON FUNCTION private.update_practice(p_slug text, p_name text, p_timez
 -- FUNCTION: upsert_invoice(app.merchant_accounts, uuid, jsonb, timestamp with time zone, bigint)
 CREATE FUNCTION private.upsert_invoice(p_account app.merchant_accounts, p_patient_id uuid, p_invoice jsonb, p_fetched_at timestamp with time zone, p_event_id bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    v_invoice_id bigint := (p_invoice ->> 'id')::bigint;
+    v_invoice_id bigint := private.mx_id(p_invoice, 'id');
+    v_stored_practice_id uuid;
+    v_stored_account_id uuid;
     v_applied boolean;
 begin
+    if v_invoice_id is null then
+        raise exception 'invoice without an id' using errcode = '22023';
+    end if;
+    -- a stored row never changes practice or merchant account (nor do its lines)
+    select i.practice_id, i.merchant_account_id into v_stored_practice_id, v_stored_account_id
+    from app.invoices as i where i.id = v_invoice_id;
+    if found and (v_stored_practice_id, v_stored_account_id) is distinct from (p_account.practice_id, p_account.id) then
+        raise exception 'invoice % is stored for another practice or merchant account; it is never moved', v_invoice_id
+        using errcode = '23514';
+    end if;
+
     insert into app.invoices as i (
         id, practice_id, merchant_account_id, patient_id, invoice_number, status, type, source_type,
         receipt_number, terms, total_amount, sub_total_amount, tax_amount, discount_amount, balance,
@@ -3287,7 +4033,7 @@ begin
         -- in their own statement, so the insert below sees the ones created here
         perform private.upsert_product(p_account.practice_id, l.line ->> 'product_name')
         from jsonb_array_elements(coalesce(p_invoice -> 'purchases', '[]')) as l (line);
-        delete from app.invoice_lines where invoice_id = v_invoice_id;
+        delete from app.invoice_lines where invoice_id = v_invoice_id and practice_id = p_account.practice_id;
         insert into app.invoice_lines (
             invoice_id, line_no, practice_id, mx_purchase_id, mx_product_id, product_id, category_id,
             product_name, description, quantity, quantity_returned, price, sub_total_amount,
@@ -3295,7 +4041,7 @@ begin
         )
         select
             v_invoice_id, l.ordinality::integer, p_account.practice_id,
-            (l.line ->> 'id')::bigint, (l.line ->> 'product_id')::bigint, pr.id, pr.category_id,
+            private.mx_id(l.line, 'id'), private.mx_id(l.line, 'product_id'), pr.id, pr.category_id,
             coalesce(nullif(trim(l.line ->> 'product_name'), ''), 'Unnamed product'),
             l.line ->> 'description',
             nullif(l.line ->> 'quantity', '')::numeric, nullif(l.line ->> 'quantity_returned', '')::numeric,
@@ -3309,12 +4055,24 @@ begin
                 coalesce(nullif(trim(l.line ->> 'product_name'), ''), 'Unnamed product')
             );
     end if;
+
+    -- payments of this practice that named the invoice before it was stored now link to it
+    -- (found through the GIN index alone: a practice filter in the same scan would tempt the
+    -- planner to read every payment of the practice)
+    with named as materialized (
+        select p.id, p.practice_id from app.payments as p where p.mx_invoice_ids @> array[v_invoice_id]
+    )
+    insert into app.payment_invoices (payment_id, invoice_id, practice_id)
+    select n.id, v_invoice_id, p_account.practice_id
+    from named as n
+    where n.practice_id = p_account.practice_id
+    on conflict do nothing;
     return coalesce(v_applied, false);
 end
 $$;
 
 -- COMMENT: FUNCTION upsert_invoice(p_account app.merchant_accounts, p_patient_id uuid, p_invoice jsonb, p_fetched_at timestamp with time zone, p_event_id bigint)
-COMMENT ON FUNCTION private.upsert_invoice(p_account app.merchant_accounts, p_patient_id uuid, p_invoice jsonb, p_fetched_at timestamp with time zone, p_event_id bigint) IS 'Upsert an invoice and replace its lines, unless the stored one was fetched later.';
+COMMENT ON FUNCTION private.upsert_invoice(p_account app.merchant_accounts, p_patient_id uuid, p_invoice jsonb, p_fetched_at timestamp with time zone, p_event_id bigint) IS 'Upsert an invoice and replace its lines, unless the stored one was fetched later; refuses an invoice stored for another practice; links the payments that named it before it arrived.';
 
 -- ACL: FUNCTION upsert_invoice(p_account app.merchant_accounts, p_patient_id uuid, p_invoice jsonb, p_fetched_at timestamp with time zone, p_event_id bigint)
 REVOKE ALL ON FUNCTION private.upsert_invoice(p_account app.merchant_accounts, p_patient_id uuid, p_invoice jsonb, p_fetched_at timestamp with time zone, p_event_id bigint) FROM PUBLIC;
@@ -3322,7 +4080,7 @@ REVOKE ALL ON FUNCTION private.upsert_invoice(p_account app.merchant_accounts, p
 -- FUNCTION: upsert_merchant_account(uuid, bigint, text, text, text, text)
 CREATE FUNCTION private.upsert_merchant_account(p_practice_id uuid, p_mx_merchant_id bigint, p_name text, p_environment text, p_consumer_key text, p_consumer_secret text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_account_id uuid;
@@ -3368,32 +4126,33 @@ REVOKE ALL ON FUNCTION private.upsert_merchant_account(p_practice_id uuid, p_mx_
 -- FUNCTION: upsert_patient(uuid, bigint, text, text)
 CREATE FUNCTION private.upsert_patient(p_practice_id uuid, p_mx_customer_id bigint, p_name text, p_customer_code text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_name text := nullif(trim(p_name), '');
     v_key text := private.name_key(p_name);
+    v_customer_id bigint := nullif(p_mx_customer_id, 0);
     v_id uuid;
 begin
-    if v_name is null and p_mx_customer_id is null then
+    if v_name is null and v_customer_id is null then
         return null;
     end if;
     -- one patient identity at a time per practice: concurrent events for the same
     -- person must not create two rows
     perform pg_advisory_xact_lock(hashtextextended(p_practice_id::text || coalesce(v_key, ''), 0));
 
-    if p_mx_customer_id is not null then
+    if v_customer_id is not null then
         select id into v_id from app.patients
-        where practice_id = p_practice_id and mx_customer_id = p_mx_customer_id;
+        where practice_id = p_practice_id and mx_customer_id = v_customer_id;
         if v_id is null and v_key is not null then
             -- known so far by name only: attach the MX customer id
-            update app.patients set mx_customer_id = p_mx_customer_id
+            update app.patients set mx_customer_id = v_customer_id
             where practice_id = p_practice_id and name_key = v_key and mx_customer_id is null
             returning id into v_id;
         end if;
         if v_id is null then
             insert into app.patients (practice_id, mx_customer_id, name, customer_code)
-            values (p_practice_id, p_mx_customer_id, coalesce(v_name, 'Customer ' || p_mx_customer_id),
+            values (p_practice_id, v_customer_id, coalesce(v_name, 'Customer ' || v_customer_id),
                 nullif(p_customer_code, ''))
             returning id into v_id;
         end if;
@@ -3413,7 +4172,7 @@ end
 $$;
 
 -- COMMENT: FUNCTION upsert_patient(p_practice_id uuid, p_mx_customer_id bigint, p_name text, p_customer_code text)
-COMMENT ON FUNCTION private.upsert_patient(p_practice_id uuid, p_mx_customer_id bigint, p_name text, p_customer_code text) IS 'Find or create a patient by MX customer id, else by name within the practice.';
+COMMENT ON FUNCTION private.upsert_patient(p_practice_id uuid, p_mx_customer_id bigint, p_name text, p_customer_code text) IS 'Find or create a patient by MX customer id (0 means none), else by name within the practice.';
 
 -- ACL: FUNCTION upsert_patient(p_practice_id uuid, p_mx_customer_id bigint, p_name text, p_customer_code text)
 REVOKE ALL ON FUNCTION private.upsert_patient(p_practice_id uuid, p_mx_customer_id bigint, p_name text, p_customer_code text) FROM PUBLIC;
@@ -3421,21 +4180,42 @@ REVOKE ALL ON FUNCTION private.upsert_patient(p_practice_id uuid, p_mx_customer_
 -- FUNCTION: upsert_payment(app.merchant_accounts, uuid, jsonb, timestamp with time zone, bigint)
 CREATE FUNCTION private.upsert_payment(p_account app.merchant_accounts, p_patient_id uuid, p_payment jsonb, p_fetched_at timestamp with time zone, p_event_id bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
+    v_id bigint := private.mx_id(p_payment, 'id');
+    v_original_id bigint := private.mx_id(p_payment, 'original_id');
+    v_invoice_ids bigint [] := private.mx_ids(p_payment, 'invoice_ids');
+    v_stored_practice_id uuid;
+    v_stored_account_id uuid;
     v_applied boolean;
 begin
+    if v_id is null then
+        raise exception 'payment without an id' using errcode = '22023';
+    end if;
+    -- a stored row never changes practice or merchant account
+    select p.practice_id, p.merchant_account_id into v_stored_practice_id, v_stored_account_id
+    from app.payments as p where p.id = v_id;
+    if found and (v_stored_practice_id, v_stored_account_id) is distinct from (p_account.practice_id, p_account.id) then
+        raise exception 'payment % is stored for another practice or merchant account; it is never moved', v_id
+        using errcode = '23514';
+    end if;
+
     insert into app.payments as p (
-        id, practice_id, merchant_account_id, patient_id, original_payment_id, status, type, source,
-        tender_type, amount, tax_amount, surcharge_amount, refunded_amount, settled_amount,
+        id, practice_id, merchant_account_id, patient_id, original_payment_id, mx_original_id, mx_invoice_ids,
+        status, type, source, tender_type, amount, tax_amount, surcharge_amount, refunded_amount, settled_amount,
         currency, mx_created_at, settled_at, auth_code, auth_message, response_code, reference,
         invoice_number, client_reference, customer_code, customer_name, card_type, card_last4,
         batch, raw, fetched_at, source_event_id
     )
     values (
-        (p_payment ->> 'id')::bigint, p_account.practice_id, p_account.id, p_patient_id,
-        (p_payment ->> 'original_id')::bigint,
+        v_id, p_account.practice_id, p_account.id, p_patient_id,
+        -- linked only when the sale is stored (in this practice); else kept as data
+        (
+            select s.id from app.payments as s
+            where s.id = v_original_id and s.practice_id = p_account.practice_id
+        ),
+        v_original_id, v_invoice_ids,
         coalesce(p_payment ->> 'status', 'Unknown'), coalesce(p_payment ->> 'type', 'Unknown'),
         p_payment ->> 'source', p_payment ->> 'tender_type',
         coalesce(private.money(p_payment, 'amount'), 0), private.money(p_payment, 'tax'),
@@ -3452,7 +4232,9 @@ begin
     )
     on conflict (id) do update
     set patient_id = coalesce(excluded.patient_id, p.patient_id),
-        original_payment_id = excluded.original_payment_id,
+        original_payment_id = coalesce(excluded.original_payment_id, p.original_payment_id),
+        mx_original_id = excluded.mx_original_id,
+        mx_invoice_ids = excluded.mx_invoice_ids,
         status = excluded.status,
         type = excluded.type,
         source = excluded.source,
@@ -3483,12 +4265,19 @@ begin
     -- newest fetch wins; the event id breaks a tie deterministically
     where (p.fetched_at, p.source_event_id) < (excluded.fetched_at, excluded.source_event_id)
     returning true into v_applied;
+
+    -- refunds stored before this sale arrived now point at it
+    update app.payments as r
+    set original_payment_id = v_id
+    where r.mx_original_id = v_id
+        and r.original_payment_id is null
+        and r.practice_id = p_account.practice_id;
     return coalesce(v_applied, false);
 end
 $_$;
 
 -- COMMENT: FUNCTION upsert_payment(p_account app.merchant_accounts, p_patient_id uuid, p_payment jsonb, p_fetched_at timestamp with time zone, p_event_id bigint)
-COMMENT ON FUNCTION private.upsert_payment(p_account app.merchant_accounts, p_patient_id uuid, p_payment jsonb, p_fetched_at timestamp with time zone, p_event_id bigint) IS 'Upsert a payment unless the stored one was fetched later (ties: higher event id wins).';
+COMMENT ON FUNCTION private.upsert_payment(p_account app.merchant_accounts, p_patient_id uuid, p_payment jsonb, p_fetched_at timestamp with time zone, p_event_id bigint) IS 'Upsert a payment unless the stored one was fetched later (ties: higher event id wins); refuses a payment stored for another practice; keeps MX''s references (original sale, invoices) and links refunds to a sale when it arrives.';
 
 -- ACL: FUNCTION upsert_payment(p_account app.merchant_accounts, p_patient_id uuid, p_payment jsonb, p_fetched_at timestamp with time zone, p_event_id bigint)
 REVOKE ALL ON FUNCTION private.upsert_payment(p_account app.merchant_accounts, p_patient_id uuid, p_payment jsonb, p_fetched_at timestamp with time zone, p_event_id bigint) FROM PUBLIC;
@@ -3496,7 +4285,7 @@ REVOKE ALL ON FUNCTION private.upsert_payment(p_account app.merchant_accounts, p
 -- FUNCTION: upsert_product(uuid, text)
 CREATE FUNCTION private.upsert_product(p_practice_id uuid, p_name text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_id uuid;
