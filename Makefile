@@ -86,10 +86,10 @@ screenshots: setup ## Each dashboard page at desktop and phone width into docs/s
 bench: setup ## Benchmarks (ratios against their ceilings), not part of make test
 	@WITH_BENCH_TOOLS=1 bash scripts/system_packages.sh
 	@$(PY) -m scripts.bench $(BENCH_ARGS)
-	@$(PY) -m scripts.bench_dashboard $(BENCH_DASHBOARD_ARGS)
+	@$(PY) -m scripts.bench.dashboard_page $(BENCH_DASHBOARD_ARGS)
 
 bench-dashboard: setup ## Dashboard benchmark: the memberships page beside its api calls; live update latency
-	@$(PY) -m scripts.bench_dashboard $(BENCH_DASHBOARD_ARGS)
+	@$(PY) -m scripts.bench.dashboard_page $(BENCH_DASHBOARD_ARGS)
 
 chaos: setup ## The longer reliability suite, not part of make test
 	@$(VENV)/bin/pytest -q -m chaos tests/reliability

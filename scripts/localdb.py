@@ -276,16 +276,18 @@ def psql_file(url: str, path: Path, *, tuples_only: bool = False, **variables: o
 def create_service_logins(url: str) -> dict[str, str]:
     """The services' least-privilege login roles (webhook, worker, dashboard) with fresh
     passwords (sql/ops/create_login_roles.sql); returns each service's database URL."""
-    passwords = {
-        "webhook_password": secrets.token_urlsafe(16),
-        "worker_password": secrets.token_urlsafe(16),
-        "dashboard_password": secrets.token_urlsafe(16),
-    }
-    psql_file(url, ROOT / "sql" / "ops" / "create_login_roles.sql", **passwords)
+    webhook, worker, dashboard = (secrets.token_urlsafe(16) for _ in range(3))
+    psql_file(
+        url,
+        ROOT / "sql" / "ops" / "create_login_roles.sql",
+        webhook_password=webhook,
+        worker_password=worker,
+        dashboard_password=dashboard,
+    )
     return {
-        "webhook": _with_user(url, "mx_webhook_login", passwords["webhook_password"]),
-        "worker": _with_user(url, "mx_worker_login", passwords["worker_password"]),
-        "dashboard": _with_user(url, "mx_dashboard_login", passwords["dashboard_password"]),
+        "webhook": _with_user(url, "mx_webhook_login", webhook),
+        "worker": _with_user(url, "mx_worker_login", worker),
+        "dashboard": _with_user(url, "mx_dashboard_login", dashboard),
     }
 
 

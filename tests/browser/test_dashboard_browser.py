@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser.conftest import start_worker
 from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
 from tests.support.dashboard_fixtures import Dash
-from tests.webhook_server import WebhookServer, start_webhook
+from tests.support.webhook_server import WebhookServer, start_webhook
 
 
 @pytest.fixture(scope="module")

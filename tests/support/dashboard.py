@@ -24,8 +24,8 @@ from common.logs import configure_logging
 from dashboard.app import create_app
 from dashboard.settings import DashboardSettings
 from mxstandin.server import StandinHandle
-from tests.conftest import create_merchant
-from tests.pipeline import drain, ingest, worker_settings
+from tests.support.merchants import create_merchant
+from tests.support.pipeline import drain, ingest, worker_settings
 
 PASSWORD = "correct horse battery"
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')

@@ -100,7 +100,7 @@ def query(
     connect_timeout: int | None = None,
 ) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url, connect_timeout=connect_timeout) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def as_member(db_url: str, practice_id: uuid.UUID, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -118,4 +118,4 @@ def as_member(db_url: str, practice_id: uuid.UUID, sql: str, params: tuple[Any, 
         conn.commit()
         with conn.transaction():
             localdb.act_as_user(conn, user_id)
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()

@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {row['variant']} | {row['page_p50_ms']} / {row['page_p95_ms']} | "
             f"{row['api_p50_ms']} / {row['api_p95_ms']} | {row['ratio_p95']} | <= 2.0 | {met} |"
         )
-    met = (
+    live_met = (
         live_result["p95_ms"] is not None
         and live_result["p95_ms"] < 2000
         and not live_result["missed"]
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nLive: change -> event p50 {live_result['p50_ms']} ms, p95 {live_result['p95_ms']} ms, "
         f"max {live_result['max_ms']} ms, {live_result['missed']} missed of "
         f"{live_result['samples']}, with {args.load:g} background updates/s; target p95 < 2 s: "
-        f"{'yes' if met else 'no'}"
+        f"{'yes' if live_met else 'no'}"
     )
     return 0
 
