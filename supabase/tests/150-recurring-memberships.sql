@@ -253,14 +253,15 @@ select is(
     (select count(*) from api.list_memberships(:'pr') where status = 'one_time'), 0::bigint,
     'no one-time purchase in the members'' list'
 );
-select set_eq(
-    $$ select patient_name from api.list_one_time_purchases(current_setting('tests.pr')::uuid) $$,
-    array['Olga', 'Ruth', 'Tina', 'Rex'],
+-- (arrays compared, not set_eq: set_eq needs a temporary table, and no client role may make one)
+select is(
+    array(select l.patient_name from api.list_one_time_purchases(:'pr') as l order by 1),
+    array['Olga', 'Rex', 'Ruth', 'Tina'],
     'the one-time purchases list'
 );
-select set_eq(
-    format($$ select patient_name from api.list_one_time_purchases(%L, %L, p_search => 'r') $$, :'pr', :'trt'),
-    array['Ruth', 'Rex'],
+select is(
+    array(select l.patient_name from api.list_one_time_purchases(:'pr', :'trt', p_search => 'r') as l order by 1),
+    array['Rex', 'Ruth'],
     'with the members'' list filters (programme tab, search)'
 );
 select results_eq(

@@ -38,6 +38,17 @@ SERVICES = {
         "http://127.0.0.1:{port}/metrics",
         "mx_worker_",
     ),
+    # a page rendered from the wheel's templates; the npm libraries from DASHBOARD_STATIC_DIR
+    "dashboard": (
+        ["python", "-m", "dashboard"],
+        {
+            "DASHBOARD_PORT": "{port}",
+            "DASHBOARD_JWT_SECRET": "image-test-secret-of-enough-length-0123456789",
+            "DASHBOARD_STATIC_DIR": str(ROOT / "node_modules"),
+        },
+        "http://127.0.0.1:{port}/auth/sign-in",
+        "/static/vendor/htmx.min.js",
+    ),
 }
 
 
