@@ -78,7 +78,7 @@ async def test_refund_of_a_sale_mx_no_longer_serves(
 async def test_reference_ids_mx_writes_as_zero_or_empty_mean_none(
     db_url: str, standin: StandinHandle, merchant: Merchant, none: Any
 ) -> None:
-    created = standin.state.create_sale(merchant.mx_merchant_id, lines=[TRT])
+    created = standin.state.create_sale(merchant.mx_merchant_id, lines=[TRT], source="Recurring")
     payment_id = created["payment"]["id"]
     invoice_id = created["invoice"]["id"]
     stored = standin.state.payments[payment_id]
@@ -101,7 +101,7 @@ async def test_reference_ids_mx_writes_as_zero_or_empty_mean_none(
 async def test_an_invoice_mx_answers_404_for(
     db_url: str, standin: StandinHandle, merchant: Merchant
 ) -> None:
-    first = standin.state.create_sale(merchant.mx_merchant_id, lines=[TRT])
+    first = standin.state.create_sale(merchant.mx_merchant_id, lines=[TRT], source="Recurring")
     invoice_id = first["invoice"]["id"]
     first_id = first["payment"]["id"]
     # MX answers 404 for the invoice once (it does for invoices it has not finished writing)

@@ -161,8 +161,13 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
         for n, name in enumerate(names):
             customer = state.create_customer(mid, name=name)["id"]
             lines = [TRT, LAB] if n % 2 == 0 else [SEMA]
+            # members: recurring billing (issue 14: only recurring evidence makes a member)
             sale = state.create_sale(
-                mid, customer_id=customer, lines=lines, contract={"interval": "Monthly"}
+                mid,
+                customer_id=customer,
+                lines=lines,
+                contract={"interval": "Monthly"},
+                source="Recurring",
             )
             ingest(owner_url, merchant.token, sale["webhook"])
             practice.contracts[name] = sale["contract"]["id"]
@@ -172,7 +177,7 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
         if label == "A":  # enough for two pages of 25
             for n in range(20):
                 customer = state.create_customer(mid, name=f"Zed Patient {n:02d}")["id"]
-                sale = state.create_sale(mid, customer_id=customer, lines=[TRT])
+                sale = state.create_sale(mid, customer_id=customer, lines=[TRT], source="Recurring")
                 ingest(owner_url, merchant.token, sale["webhook"])
         practices.append(practice)
     await drain(worker_settings(owner_url, standin.base_url, scheduler_enabled=False))
