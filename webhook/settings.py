@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,6 +77,17 @@ class Settings(BaseSettings):
         description="psycopg prepare_threshold; empty = never (Supabase transaction pooler).",
     )
     log_level: str = Field("INFO", description="Python log level of the JSON logs on stderr.")
+
+    @model_validator(mode="after")
+    def _metrics_apart(self) -> Settings:
+        first = self.webhook_metrics_port
+        last = first + self.webhook_workers - 1
+        if first and self.webhook_port and first <= self.webhook_port <= last:
+            raise ValueError(
+                "WEBHOOK_METRICS_PORT (and the next WEBHOOK_WORKERS - 1 ports) must not include "
+                "WEBHOOK_PORT: metrics are never served on the public port"
+            )
+        return self
 
     @field_validator("db_prepare_threshold", mode="before")
     @classmethod

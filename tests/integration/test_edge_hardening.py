@@ -35,14 +35,15 @@ def merchant(db_url: str) -> Merchant:
 
 
 def _start_webhooks(
-    db_url: str, tmp_path: Path, count: int, **env: str
+    db_url: str, tmp_path: Path, count: int, taken: set[int] | None = None, **env: str
 ) -> Iterator[list[tuple[str, int]]]:
     """``count`` separate ``python -m webhook`` processes on one database: (base URL, metrics
-    port) each."""
+    port) each; no port in ``taken`` is used."""
     procs, urls = [], []
+    taken = set(taken or ())
     try:
         for n in range(count):
-            port, metrics_port = free_port(), free_port()
+            port, metrics_port = _distinct_port(taken), _distinct_port(taken)
             procs.append(
                 start(
                     f"webhook-{n}",
@@ -63,6 +64,15 @@ def _start_webhooks(
         yield urls
     finally:
         stop(*procs)
+
+
+def _distinct_port(taken: set[int]) -> int:
+    """A free port none of this test's processes was given yet (a released port comes back)."""
+    port = free_port()
+    while port in taken:
+        port = free_port()
+    taken.add(port)
+    return port
 
 
 @pytest.fixture
@@ -100,9 +110,14 @@ def test_the_token_limit_holds_across_two_webhook_processes(
 def test_metrics_only_on_their_own_loopback_port_one_per_process(
     db_url: str, merchant: Merchant, tmp_path: Path
 ) -> None:
-    metrics_port = free_port()
+    metrics_port = free_port()  # the second process takes metrics_port + 1
     for [(url, _)] in _start_webhooks(
-        db_url, tmp_path, 1, WEBHOOK_WORKERS="2", WEBHOOK_METRICS_PORT=str(metrics_port)
+        db_url,
+        tmp_path,
+        1,
+        {metrics_port, metrics_port + 1},
+        WEBHOOK_WORKERS="2",
+        WEBHOOK_METRICS_PORT=str(metrics_port),
     ):
         assert httpx.get(f"{url}/metrics").status_code == 404  # not on the public port
         for _ in range(20):
@@ -132,6 +147,9 @@ def test_metrics_default_to_loopback_everywhere() -> None:
 
     assert Settings(database_url="x").webhook_metrics_host == "127.0.0.1"
     assert WorkerSettings(database_url="x").worker_metrics_host == "127.0.0.1"
+    # the public port is never a metrics port, for any process of WEBHOOK_WORKERS
+    with pytest.raises(ValueError, match="must not include WEBHOOK_PORT"):
+        Settings(database_url="x", webhook_port=9466, webhook_metrics_port=9465, webhook_workers=2)
 
 
 def test_a_flood_of_rejected_bodies_stores_a_bounded_amount(

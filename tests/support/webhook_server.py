@@ -61,15 +61,17 @@ def start_webhook(
 ) -> WebhookServer:
     """Start the webhook app on 127.0.0.1 (a free port) and wait until it accepts requests;
     its metrics on another free loopback port (``metrics_url``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    # the metrics port is chosen while the server's port is held, so it is never the same one
+    # (the server socket listens only after the lifespan has started the metrics endpoint)
     settings_overrides.setdefault("webhook_metrics_port", free_port())
     settings = Settings(
         database_url=database_url, webhook_host="127.0.0.1", webhook_port=0, **settings_overrides
     )
     configure_logging(settings.log_level)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(settings),
         log_config=None,
