@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,7 +35,9 @@ LABELS = {
 }
 
 
+@functools.lru_cache(maxsize=64)
 def zone(name: str | None) -> dt.tzinfo:
+    """The time zone of that name (UTC when unknown); cached: every row's dates ask."""
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):

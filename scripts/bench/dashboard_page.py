@@ -1,8 +1,8 @@
 """Dashboard benchmark (``make bench-dashboard``; ``make bench`` runs it after the others).
 
 1. The memberships page of the largest practice, complete HTML over HTTP, beside exactly the
-   ``api`` calls it makes (``dashboard.app.memberships_context``, as the same user in one
-   transaction), alternating which goes first, ``--rounds`` times each; target: page p95 at
+   ``api`` calls it makes (``dashboard.memberships_view.memberships_context``, as the same user
+   in one transaction), alternating which goes first, ``--rounds`` times each; target: page p95 at
    most 2x the api p95.
 2. Live: the time from a committed membership change to the server-sent event on an open
    stream of that practice, while other practices' memberships change in the background
@@ -32,9 +32,9 @@ import jwt
 import psycopg
 
 from dashboard import query as q
-from dashboard.app import memberships_context
 from dashboard.auth import Identity
 from dashboard.db import as_user, make_pool
+from dashboard.memberships_view import memberships_context
 from scripts import localdb
 from tests.support.dashboard import start_dashboard
 

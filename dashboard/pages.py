@@ -1,0 +1,55 @@
+"""Shared page helpers: rendering, safe redirects, database refusals as messages."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+from litestar import Request
+from litestar.response import Template
+
+PRACTICE_COOKIE: Final = "mxd_practice"
+
+
+class NotSignedIn(Exception):
+    """The visitor has no valid session: to the sign-in page."""
+
+
+class Refused(Exception):
+    """The database refused a change (a rule, a bad value): said to the user, nothing changed."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def page(name: str, status: int = 200, **context: Any) -> Template:
+    return Template(template_name=name, context=context, status_code=status)
+
+
+def safe_next(value: str | None) -> str:
+    """Only a local path (no scheme, no //host) may be a redirect target."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client and request.client.host else "unknown"
+
+
+def db_message(exc: psycopg.Error) -> str:
+    diag = exc.diag.message_primary if exc.diag else None
+    return (diag or str(exc)).split("\n")[0][:300]
+
+
+def refusal_of(exc: psycopg.Error) -> Refused:
+    """A database error caused by the request: a clear message, never a 500."""
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return Refused(f"Not allowed: {db_message(exc)}", 403)
+    if isinstance(exc, psycopg.errors.NoDataFound):
+        return Refused("Not found", 404)
+    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+        return Refused("That value is not one of this practice's choices.", 422)
+    return Refused(db_message(exc), 422)
