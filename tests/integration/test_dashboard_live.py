@@ -9,14 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 
 from tests.support.dashboard import sign_in, start_dashboard
 from tests.support.dashboard_fixtures import Dash
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import proxy_database
 
 
 @contextmanager
@@ -110,10 +109,7 @@ def test_the_listener_reconnects_and_pages_reread(dash: Dash) -> None:
 
 
 def test_database_outage_gives_503_and_recovers_without_restart(dash: Dash) -> None:
-    parts = urlsplit(dash.dashboard_db_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    user = f"{parts.username}:{parts.password}@" if parts.username else ""
-    through_proxy = urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
+    proxy, through_proxy = proxy_database(dash.dashboard_db_url)
     server = start_dashboard(through_proxy, db_connect_timeout_seconds=1)
     try:
         client = sign_in(server.base_url, dash.world.users["staff_a"])

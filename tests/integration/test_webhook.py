@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import logging
-import socket
-import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -23,8 +18,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from common.logs import JsonFormatter
-from scripts.procs import free_port
 from tests.support.merchants import Merchant, create_merchant
+from tests.support.tcp_proxy import proxy_database
 from tests.support.webhook_server import WebhookServer, start_webhook
 from webhook.payload import mask_card_numbers, parse_body
 from webhook.ratelimit import TokenBuckets
@@ -319,64 +314,10 @@ def test_rate_limits_give_429_with_retry_after(db_url: str, merchant: Merchant) 
 # ---------------------------------------------------------------- the database away
 
 
-class _Forwarder(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-def _forward_to(target: tuple[str, int] | str) -> type[socketserver.BaseRequestHandler]:
-    """To a TCP address, or to the Unix socket file of a server reached over its socket."""
-
-    def connect() -> socket.socket:
-        if isinstance(target, tuple):
-            return socket.create_connection(target)
-        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        unix.connect(target)
-        return unix
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            upstream = connect()
-
-            def pump(src: socket.socket, dst: socket.socket) -> None:
-                try:
-                    while data := src.recv(65536):
-                        dst.sendall(data)
-                except OSError:
-                    pass
-                finally:
-                    for s in (src, dst):
-                        with contextlib.suppress(OSError):
-                            s.shutdown(socket.SHUT_RDWR)
-
-            back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
-            back.start()
-            pump(self.request, upstream)
-            back.join()
-            upstream.close()
-
-    return Handler
-
-
 def test_database_down_gives_503_then_recovers(db_url: str, merchant: Merchant) -> None:
-    parts = urlsplit(db_url)
-    query_params = parse_qs(parts.query)
-    # the private cluster (no server on 127.0.0.1:5432) is reached over ?host=<socket dir>
-    socket_dir = query_params.pop("host", [""])[0]
-    target: tuple[str, int] | str = (
-        f"{socket_dir}/.s.PGSQL.{parts.port or 5432}"
-        if socket_dir
-        else (parts.hostname or "127.0.0.1", parts.port or 5432)
-    )
-    port = free_port()
-    netloc = parts.netloc.rsplit("@", 1)
-    host_part = f"127.0.0.1:{port}"
-    gated_url = urlunsplit(
-        parts._replace(
-            netloc=f"{netloc[0]}@{host_part}" if len(netloc) == 2 else host_part,
-            query=urlencode(query_params, doseq=True),
-        )
-    )
+    # the database is away: nothing answers behind the proxy until it is restored
+    proxy, gated_url = proxy_database(db_url)
+    proxy.outage()
     with start_webhook(
         gated_url, db_connect_timeout_seconds=0.5, db_reconnect_timeout_seconds=1.0
     ) as server:
@@ -390,8 +331,7 @@ def test_database_down_gives_503_then_recovers(db_url: str, merchant: Merchant) 
         assert down.json()["error"] == "database_unavailable"
         assert events(db_url) == []
 
-        forwarder = _Forwarder(("127.0.0.1", port), _forward_to(target))
-        threading.Thread(target=forwarder.serve_forever, daemon=True).start()
+        proxy.restore()
         try:
             deadline = time.monotonic() + 20
             while httpx.get(f"{server.base_url}/readyz").status_code != 200:
@@ -401,8 +341,7 @@ def test_database_down_gives_503_then_recovers(db_url: str, merchant: Merchant) 
             assert up.status_code == 200
             assert up.json()["status"] == "queued"
         finally:
-            forwarder.shutdown()
-            forwarder.server_close()
+            proxy.close()
     assert [e["status"] for e in events(db_url)] == ["queued"]
 
 
