@@ -10,6 +10,12 @@ What is due is decided from ``app.sync_runs`` (``private.sync_due_accounts``), n
 memory, so a scheduler that takes over from another does not repeat its work. On Supabase,
 pg_cron may run the SQL-only jobs instead (sql/ops/schedule_pg_cron.sql, docs/sync.md); the
 HTTP jobs (reconcile, contracts) always run here.
+
+Every scheduler (not only the lock holder) also serves the dashboard's "sync now" requests
+(``app.sync_requests``): it claims one at a time with ``private.claim_sync_request`` (skip
+locked, so two workers never take the same one) and carries it out as a reconcile run linked
+to the request. A request whose worker died is claimed again after
+``SYNC_REQUEST_RECLAIM_MINUTES``; a worker that stops hands its request back.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections import Counter
 from datetime import timedelta
@@ -27,7 +35,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from worker.mx.client import MxClient
 from worker.settings import WorkerSettings
-from worker.sync import AlreadyRunning, SyncContext, due_accounts, reconcile, sync_contracts
+from worker.sync import (
+    Account,
+    AlreadyRunning,
+    RunResult,
+    SyncContext,
+    describe_failure,
+    due_accounts,
+    reconcile,
+    sync_contracts,
+)
 
 log = logging.getLogger("worker.scheduler")
 
@@ -53,6 +70,8 @@ class Scheduler:
         self.counts: Counter[str] = Counter()
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._last_sql_jobs: float | None = None
+        # who claimed a sync request (several workers may share a host, or a process in tests)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     # -- the lock -------------------------------------------------------------------------------
 
@@ -99,6 +118,7 @@ class Scheduler:
 
     async def run(self) -> None:
         settings = self.settings
+        requests = asyncio.create_task(self.serve_requests(), name="sync-requests")
         try:
             if await self._sleep(settings.scheduler_initial_delay_seconds):
                 return
@@ -113,6 +133,9 @@ class Scheduler:
                 if await self._sleep(settings.scheduler_tick_seconds):
                     return
         finally:
+            requests.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await requests
             await self._close()  # closing the session releases the lock
             self.holding = False
 
@@ -145,6 +168,94 @@ class Scheduler:
             self._last_sql_jobs = now
             await self.prune()
             await self.mark_overdue()
+
+    # -- "sync now" requests from the dashboard (every worker) ----------------------------------
+
+    async def serve_requests(self) -> None:
+        """Claim and carry out sync requests until stopping; poll when there is none."""
+        while not self.stopping.is_set():
+            try:
+                while not self.stopping.is_set() and await self.run_request():
+                    pass
+            except (psycopg.Error, OSError) as exc:
+                log.error(
+                    "sync request polling failed", extra={"fields": {"error": str(exc)[:200]}}
+                )
+            if await self._sleep(self.settings.sync_request_poll_seconds):
+                return
+
+    async def run_request(self) -> bool:
+        """Claim one request and run its reconcile; False when none was waiting."""
+        settings = self.settings
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select request_id, merchant_account_id, mx_merchant_id, attempts "
+                "from private.claim_sync_request(%s, %s, %s)",
+                (
+                    self.worker_id,
+                    timedelta(minutes=settings.sync_request_reclaim_minutes),
+                    settings.sync_request_max_attempts,
+                ),
+            )
+            claimed = await cur.fetchone()
+        if claimed is None:
+            return False
+        request_id = int(claimed[0])
+        account = Account(claimed[1], int(claimed[2]))
+        fields = {"request_id": request_id, "mx_merchant_id": account.mx_merchant_id}
+        log.info("sync request claimed", extra={"fields": {**fields, "attempt": claimed[3]}})
+
+        async def link(run: RunResult) -> None:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "select private.attach_sync_run(%s, %s)", (request_id, run.run_id)
+                )
+
+        try:
+            result = await reconcile(self.ctx, account, run_by="request", on_start=link)
+        except AlreadyRunning:
+            # a reconcile of this account is running (scheduler or operator): after it
+            await self._release(request_id, settings.sync_request_poll_seconds * 2)
+            self.counts["request_deferred"] += 1
+            return True
+        except asyncio.CancelledError:
+            await self._release(request_id, 0)  # stopping: another worker takes it at once
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded on the request, never lost
+            await self._finish_request(request_id, describe_failure(exc))
+            return True
+        error = None if result.status == "succeeded" else (result.error or result.status)
+        await self._finish_request(request_id, error)
+        return True
+
+    async def _finish_request(self, request_id: int, error: str | None) -> None:
+        async def record() -> None:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "select private.finish_sync_request(%s, %s, %s)",
+                    (request_id, error is None, error),
+                )
+
+        await asyncio.shield(record())
+        outcome = "done" if error is None else "failed"
+        self.counts[f"request_{outcome}"] += 1
+        level = logging.INFO if error is None else logging.ERROR
+        log.log(
+            level,
+            f"sync request {outcome}",
+            extra={"fields": {"request_id": request_id, "error": error}},
+        )
+
+    async def _release(self, request_id: int, retry_after_seconds: float) -> None:
+        async def record() -> None:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "select private.release_sync_request(%s, %s)",
+                    (request_id, timedelta(seconds=retry_after_seconds)),
+                )
+
+        with contextlib.suppress(psycopg.Error, OSError):  # else reclaimed after the timeout
+            await asyncio.shield(record())
 
     async def prune(self) -> dict[str, int]:
         """Retention in batches, one transaction per batch, until nothing is left to delete."""

@@ -86,6 +86,17 @@ class WorkerSettings(BaseSettings):
     retention_batch_size: int = Field(
         5000, ge=1, description="rows deleted per statement (one transaction each) when pruning"
     )
+    sync_request_poll_seconds: float = Field(
+        5.0, gt=0, description="how often every worker looks for dashboard sync requests"
+    )
+    sync_request_reclaim_minutes: float = Field(
+        15.0,
+        gt=0,
+        description="a claimed sync request with no heartbeat this long is claimed again",
+    )
+    sync_request_max_attempts: int = Field(
+        3, ge=1, description="claims of one sync request before it is recorded as failed"
+    )
 
     @field_validator("db_prepare_threshold", "mx_base_url", mode="before")
     @classmethod

@@ -343,9 +343,16 @@ async def payments_page(
     return more
 
 
-async def reconcile(ctx: SyncContext, account: Account, *, run_by: str = "operator") -> RunResult:
+async def reconcile(
+    ctx: SyncContext,
+    account: Account,
+    *,
+    run_by: str = "operator",
+    on_start: Callable[[RunResult], Awaitable[None]] | None = None,
+) -> RunResult:
     """Page back from the newest payment to the watermark (minus the overlap) and queue the
-    payments the project has not processed. The watermark advances only on success."""
+    payments the project has not processed. The watermark advances only on success.
+    ``on_start`` is called with the run once its row exists (a sync request links to it)."""
     settings = ctx.settings
     async with ctx.pool.connection() as conn:
         cur = await conn.execute(
@@ -360,6 +367,8 @@ async def reconcile(ctx: SyncContext, account: Account, *, run_by: str = "operat
     run = await start_run(ctx, account, "reconcile", run_by=run_by, since=since)
 
     async def work() -> None:
+        if on_start is not None:
+            await on_start(run)
         creds = await _credentials(ctx, account)
         while await payments_page(ctx, account, creds, run, since):
             await save_progress(ctx, run)

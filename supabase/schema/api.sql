@@ -647,6 +647,21 @@ COMMENT ON FUNCTION api.replay_webhook_event(p_event_id bigint) IS 'Owners/admin
 REVOKE ALL ON FUNCTION api.replay_webhook_event(p_event_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.replay_webhook_event(p_event_id bigint) TO authenticated;
 
+-- FUNCTION: request_sync(uuid)
+CREATE FUNCTION api.request_sync(p_practice_id uuid) RETURNS TABLE(request_id bigint, mx_merchant_id bigint, created boolean)
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select r.request_id, r.mx_merchant_id, r.created from private.request_sync(p_practice_id) as r
+$$;
+
+-- COMMENT: FUNCTION request_sync(p_practice_id uuid)
+COMMENT ON FUNCTION api.request_sync(p_practice_id uuid) IS 'Owners/admins: ask the worker for a reconcile of the practice''s merchant accounts ("sync now"); one open request per account.';
+
+-- ACL: FUNCTION request_sync(p_practice_id uuid)
+REVOKE ALL ON FUNCTION api.request_sync(p_practice_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.request_sync(p_practice_id uuid) TO authenticated;
+
 -- FUNCTION: set_category_rule(uuid, text, uuid)
 CREATE FUNCTION api.set_category_rule(p_practice_id uuid, p_keyword text, p_category_id uuid) RETURNS uuid
     LANGUAGE plpgsql
@@ -1267,6 +1282,37 @@ COMMENT ON VIEW api.referral_sources IS 'Referral sources of the requesting user
 
 -- ACL: TABLE referral_sources
 GRANT SELECT ON TABLE api.referral_sources TO authenticated;
+
+-- VIEW: sync_requests
+CREATE VIEW api.sync_requests WITH (security_invoker='true') AS
+ SELECT q.id,
+    q.practice_id,
+    q.merchant_account_id,
+    m.mx_merchant_id,
+    q.requested_by,
+    q.requested_at,
+    q.status,
+    q.attempts,
+    q.claimed_at,
+    q.finished_at,
+    q.error,
+    q.sync_run_id,
+    r.status AS run_status,
+    r.started_at AS run_started_at,
+    r.finished_at AS run_finished_at,
+    r.pages AS run_pages,
+    r.found AS run_found,
+    r.queued AS run_queued,
+    r.error AS run_error
+   FROM ((app.sync_requests q
+     JOIN app.merchant_accounts m ON ((q.merchant_account_id = m.id)))
+     LEFT JOIN app.sync_runs r ON ((q.sync_run_id = r.id)));
+
+-- COMMENT: VIEW sync_requests
+COMMENT ON VIEW api.sync_requests IS 'Owners/admins: the practice''s "sync now" requests, their status and the reconcile run that carried them out.';
+
+-- ACL: TABLE sync_requests
+GRANT SELECT ON TABLE api.sync_requests TO authenticated;
 
 -- VIEW: sync_runs
 CREATE VIEW api.sync_runs WITH (security_invoker='true') AS

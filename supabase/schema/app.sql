@@ -1364,6 +1364,88 @@ GRANT INSERT(label),UPDATE(label) ON TABLE app.referral_sources TO authenticated
 -- ACL: COLUMN referral_sources.sort_order
 GRANT INSERT(sort_order),UPDATE(sort_order) ON TABLE app.referral_sources TO authenticated;
 
+-- TABLE: sync_requests
+CREATE TABLE app.sync_requests (
+    id bigint NOT NULL,
+    practice_id uuid NOT NULL,
+    merchant_account_id uuid NOT NULL,
+    requested_by uuid,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    available_at timestamp with time zone DEFAULT now() NOT NULL,
+    claimed_at timestamp with time zone,
+    claimed_by text,
+    attempts integer DEFAULT 0 NOT NULL,
+    sync_run_id bigint,
+    finished_at timestamp with time zone,
+    error text,
+    CONSTRAINT sync_requests_finished_check CHECK (((status = ANY (ARRAY['done'::text, 'failed'::text])) = (finished_at IS NOT NULL))),
+    CONSTRAINT sync_requests_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'done'::text, 'failed'::text])))
+);
+
+-- COMMENT: TABLE sync_requests
+COMMENT ON TABLE app.sync_requests IS 'Reconciles asked for from the dashboard ("sync now"), one per merchant account, carried out by the worker''s scheduler.';
+
+-- COMMENT: COLUMN sync_requests.sync_run_id
+COMMENT ON COLUMN app.sync_requests.sync_run_id IS 'The reconcile run that carries the request out (its progress and counts); null until it starts.';
+
+-- SEQUENCE: sync_requests_id_seq
+ALTER TABLE app.sync_requests ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME app.sync_requests_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- CONSTRAINT: sync_requests sync_requests_pkey
+ALTER TABLE ONLY app.sync_requests
+    ADD CONSTRAINT sync_requests_pkey PRIMARY KEY (id);
+
+-- INDEX: sync_requests_one_open_idx
+CREATE UNIQUE INDEX sync_requests_one_open_idx ON app.sync_requests USING btree (merchant_account_id) WHERE (status = ANY (ARRAY['pending'::text, 'running'::text]));
+
+-- INDEX: sync_requests_pending_idx
+CREATE INDEX sync_requests_pending_idx ON app.sync_requests USING btree (available_at) WHERE (status = 'pending'::text);
+
+-- INDEX: sync_requests_practice_requested_idx
+CREATE INDEX sync_requests_practice_requested_idx ON app.sync_requests USING btree (practice_id, requested_at DESC);
+
+-- INDEX: sync_requests_requested_by_idx
+CREATE INDEX sync_requests_requested_by_idx ON app.sync_requests USING btree (requested_by) WHERE (requested_by IS NOT NULL);
+
+-- INDEX: sync_requests_running_idx
+CREATE INDEX sync_requests_running_idx ON app.sync_requests USING btree (claimed_at) WHERE (status = 'running'::text);
+
+-- INDEX: sync_requests_sync_run_id_idx
+CREATE INDEX sync_requests_sync_run_id_idx ON app.sync_requests USING btree (sync_run_id) WHERE (sync_run_id IS NOT NULL);
+
+-- FK CONSTRAINT: sync_requests sync_requests_merchant_account_id_fkey
+ALTER TABLE ONLY app.sync_requests
+    ADD CONSTRAINT sync_requests_merchant_account_id_fkey FOREIGN KEY (merchant_account_id) REFERENCES app.merchant_accounts(id) ON DELETE CASCADE;
+
+-- FK CONSTRAINT: sync_requests sync_requests_practice_id_fkey
+ALTER TABLE ONLY app.sync_requests
+    ADD CONSTRAINT sync_requests_practice_id_fkey FOREIGN KEY (practice_id) REFERENCES app.practices(id) ON DELETE CASCADE;
+
+-- FK CONSTRAINT: sync_requests sync_requests_requested_by_fkey
+ALTER TABLE ONLY app.sync_requests
+    ADD CONSTRAINT sync_requests_requested_by_fkey FOREIGN KEY (requested_by) REFERENCES auth.users(id) ON DELETE SET NULL;
+
+-- FK CONSTRAINT: sync_requests sync_requests_sync_run_id_fkey
+ALTER TABLE ONLY app.sync_requests
+    ADD CONSTRAINT sync_requests_sync_run_id_fkey FOREIGN KEY (sync_run_id) REFERENCES app.sync_runs(id) ON DELETE SET NULL;
+
+-- ROW SECURITY: sync_requests
+ALTER TABLE app.sync_requests ENABLE ROW LEVEL SECURITY;
+
+-- POLICY: sync_requests sync_requests_select
+CREATE POLICY sync_requests_select ON app.sync_requests FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_admin_practice_ids()) AS unnest)));
+
+-- ACL: TABLE sync_requests
+GRANT SELECT ON TABLE app.sync_requests TO authenticated;
+
 -- TABLE: sync_runs
 CREATE TABLE app.sync_runs (
     id bigint NOT NULL,
@@ -1385,7 +1467,7 @@ CREATE TABLE app.sync_runs (
     error text,
     CONSTRAINT sync_runs_check CHECK (((status = 'running'::text) = (finished_at IS NULL))),
     CONSTRAINT sync_runs_kind_check CHECK ((kind = ANY (ARRAY['reconcile'::text, 'backfill'::text, 'contracts'::text]))),
-    CONSTRAINT sync_runs_run_by_check CHECK ((run_by = ANY (ARRAY['operator'::text, 'scheduler'::text]))),
+    CONSTRAINT sync_runs_run_by_check CHECK ((run_by = ANY (ARRAY['operator'::text, 'scheduler'::text, 'request'::text]))),
     CONSTRAINT sync_runs_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text])))
 );
 

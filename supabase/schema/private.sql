@@ -923,6 +923,23 @@ COMMENT ON FUNCTION private.apply_product_category_change() IS 'Trigger on the c
 -- ACL: FUNCTION apply_product_category_change()
 REVOKE ALL ON FUNCTION private.apply_product_category_change() FROM PUBLIC;
 
+-- FUNCTION: attach_sync_run(bigint, bigint)
+CREATE FUNCTION private.attach_sync_run(p_request_id bigint, p_run_id bigint) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    update app.sync_requests
+    set sync_run_id = p_run_id, claimed_at = now()
+    where id = p_request_id and status = 'running'
+$$;
+
+-- COMMENT: FUNCTION attach_sync_run(p_request_id bigint, p_run_id bigint)
+COMMENT ON FUNCTION private.attach_sync_run(p_request_id bigint, p_run_id bigint) IS 'Worker: the reconcile run that carries out a claimed request (the page shows its progress).';
+
+-- ACL: FUNCTION attach_sync_run(p_request_id bigint, p_run_id bigint)
+REVOKE ALL ON FUNCTION private.attach_sync_run(p_request_id bigint, p_run_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.attach_sync_run(p_request_id bigint, p_run_id bigint) TO mx_worker;
+
 -- FUNCTION: audit_workflow_change()
 CREATE FUNCTION private.audit_workflow_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1079,6 +1096,64 @@ COMMENT ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility
 -- ACL: FUNCTION claim_ingest_events(p_quantity integer, p_visibility_seconds integer)
 REVOKE ALL ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility_seconds integer) TO mx_worker;
+
+-- FUNCTION: claim_sync_request(text, interval, integer)
+CREATE FUNCTION private.claim_sync_request(p_worker text, p_reclaim_after interval DEFAULT '00:15:00'::interval, p_max_attempts integer DEFAULT 3) RETURNS TABLE(request_id bigint, merchant_account_id uuid, mx_merchant_id bigint, attempts integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    -- a request whose worker died (no claim or run heartbeat within p_reclaim_after) and that
+    -- has had its attempts is recorded as failed, never left running
+    update app.sync_requests as q
+    set status = 'failed',
+        finished_at = now(),
+        error = 'abandoned: the worker stopped while carrying it out (' || q.attempts || ' attempts)'
+    where q.status = 'running'
+        and q.attempts >= p_max_attempts
+        and q.claimed_at < now() - p_reclaim_after
+        and not exists (
+            select from app.sync_runs as r
+            where r.id = q.sync_run_id and r.status = 'running' and r.heartbeat_at >= now() - p_reclaim_after
+        );
+    return query
+    with next as (
+        select q.id
+        from app.sync_requests as q
+        where (q.status = 'pending' and q.available_at <= now())
+            or (
+                q.status = 'running'
+                and q.claimed_at < now() - p_reclaim_after
+                and not exists (
+                    select from app.sync_runs as r
+                    where r.id = q.sync_run_id
+                        and r.status = 'running'
+                        and r.heartbeat_at >= now() - p_reclaim_after
+                )
+            )
+        order by q.requested_at, q.id
+        limit 1
+        for update skip locked
+    )
+
+    update app.sync_requests as q
+    set status = 'running',
+        claimed_at = now(),
+        claimed_by = left(p_worker, 200),
+        attempts = q.attempts + 1,
+        sync_run_id = null
+    from next, app.merchant_accounts as m
+    where q.id = next.id and m.id = q.merchant_account_id
+    returning q.id, q.merchant_account_id, m.mx_merchant_id, q.attempts;
+end
+$$;
+
+-- COMMENT: FUNCTION claim_sync_request(p_worker text, p_reclaim_after interval, p_max_attempts integer)
+COMMENT ON FUNCTION private.claim_sync_request(p_worker text, p_reclaim_after interval, p_max_attempts integer) IS 'Worker: claim the oldest pending sync request (skip locked, so several workers never take the same one), or one whose worker died; gives up after p_max_attempts.';
+
+-- ACL: FUNCTION claim_sync_request(p_worker text, p_reclaim_after interval, p_max_attempts integer)
+REVOKE ALL ON FUNCTION private.claim_sync_request(p_worker text, p_reclaim_after interval, p_max_attempts integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.claim_sync_request(p_worker text, p_reclaim_after interval, p_max_attempts integer) TO mx_worker;
 
 -- FUNCTION: contract_billing_period(text, text)
 CREATE FUNCTION private.contract_billing_period(p_interval text, p_every text) RETURNS interval
@@ -1341,6 +1416,26 @@ COMMENT ON FUNCTION private.find_legacy_membership(p_practice_id uuid, p_mx_cust
 
 -- ACL: FUNCTION find_legacy_membership(p_practice_id uuid, p_mx_customer_id bigint, p_name_key text, p_category_id uuid)
 REVOKE ALL ON FUNCTION private.find_legacy_membership(p_practice_id uuid, p_mx_customer_id bigint, p_name_key text, p_category_id uuid) FROM PUBLIC;
+
+-- FUNCTION: finish_sync_request(bigint, boolean, text)
+CREATE FUNCTION private.finish_sync_request(p_request_id bigint, p_succeeded boolean, p_error text) RETURNS text
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    update app.sync_requests
+    set status = case when p_succeeded then 'done' else 'failed' end,
+        finished_at = now(),
+        error = case when p_succeeded then null else left(coalesce(p_error, 'failed'), 2000) end
+    where id = p_request_id and status = 'running'
+    returning status
+$$;
+
+-- COMMENT: FUNCTION finish_sync_request(p_request_id bigint, p_succeeded boolean, p_error text)
+COMMENT ON FUNCTION private.finish_sync_request(p_request_id bigint, p_succeeded boolean, p_error text) IS 'Worker: record the outcome of a claimed request (done, or failed with the reason).';
+
+-- ACL: FUNCTION finish_sync_request(p_request_id bigint, p_succeeded boolean, p_error text)
+REVOKE ALL ON FUNCTION private.finish_sync_request(p_request_id bigint, p_succeeded boolean, p_error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.finish_sync_request(p_request_id bigint, p_succeeded boolean, p_error text) TO mx_worker;
 
 -- FUNCTION: finish_sync_run(bigint, boolean, text, integer, integer, integer, jsonb, timestamp with time zone)
 CREATE FUNCTION private.finish_sync_run(p_run_id bigint, p_succeeded boolean, p_error text, p_pages integer, p_found integer, p_queued integer, p_cursor jsonb DEFAULT NULL::jsonb, p_watermark timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS text
@@ -2856,6 +2951,28 @@ COMMENT ON FUNCTION private.refuse_moving_merchant_history() IS 'Trigger: a merc
 -- ACL: FUNCTION refuse_moving_merchant_history()
 REVOKE ALL ON FUNCTION private.refuse_moving_merchant_history() FROM PUBLIC;
 
+-- FUNCTION: release_sync_request(bigint, interval)
+CREATE FUNCTION private.release_sync_request(p_request_id bigint, p_retry_after interval) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    update app.sync_requests
+    set status = 'pending',
+        available_at = now() + greatest(p_retry_after, interval '0 seconds'),
+        claimed_at = null,
+        claimed_by = null,
+        attempts = greatest(attempts - 1, 0),
+        sync_run_id = null
+    where id = p_request_id and status = 'running'
+$$;
+
+-- COMMENT: FUNCTION release_sync_request(p_request_id bigint, p_retry_after interval)
+COMMENT ON FUNCTION private.release_sync_request(p_request_id bigint, p_retry_after interval) IS 'Worker: hand a claimed request back (a reconcile of the account is already running, or the worker is stopping); not counted as an attempt.';
+
+-- ACL: FUNCTION release_sync_request(p_request_id bigint, p_retry_after interval)
+REVOKE ALL ON FUNCTION private.release_sync_request(p_request_id bigint, p_retry_after interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.release_sync_request(p_request_id bigint, p_retry_after interval) TO mx_worker;
+
 -- FUNCTION: remove_practice_member(text, text)
 CREATE FUNCTION private.remove_practice_member(p_practice_slug text, p_email text) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
@@ -3007,6 +3124,74 @@ COMMENT ON FUNCTION private.request_event_replay(p_event_id bigint) IS 'Replay o
 -- ACL: FUNCTION request_event_replay(p_event_id bigint)
 REVOKE ALL ON FUNCTION private.request_event_replay(p_event_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.request_event_replay(p_event_id bigint) TO authenticated;
+
+-- FUNCTION: request_sync(uuid)
+CREATE FUNCTION private.request_sync(p_practice_id uuid) RETURNS TABLE(request_id bigint, mx_merchant_id bigint, created boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_user_id uuid := auth.uid();
+    v_account record;
+    v_id bigint;
+    v_any boolean := false;
+    v_created boolean := false;
+begin
+    -- authorisation first
+    if v_user_id is null then
+        raise exception 'not signed in' using errcode = '42501';
+    end if;
+    if p_practice_id is null then
+        raise exception 'a practice is required' using errcode = '22023';
+    end if;
+    if not p_practice_id = any(private.current_admin_practice_ids()) then
+        if p_practice_id = any(private.current_practice_ids()) then
+            raise exception 'only owners and admins of the practice may ask for a sync'
+            using errcode = '42501';
+        end if;
+        raise exception 'practice % not found', p_practice_id using errcode = 'P0002';
+    end if;
+    for v_account in
+        select a.merchant_account_id, a.mx_merchant_id
+        from private.sync_accounts() as a
+        where a.practice_id = p_practice_id
+    loop
+        v_any := true;
+        insert into app.sync_requests (practice_id, merchant_account_id, requested_by)
+        values (p_practice_id, v_account.merchant_account_id, v_user_id)
+        on conflict (merchant_account_id) where status in ('pending', 'running') do nothing
+        returning id into v_id;
+        if v_id is not null then
+            v_created := true;
+            request_id := v_id;
+            created := true;
+        else
+            select q.id into request_id
+            from app.sync_requests as q
+            where q.merchant_account_id = v_account.merchant_account_id
+                and q.status in ('pending', 'running');
+            created := false;
+        end if;
+        mx_merchant_id := v_account.mx_merchant_id;
+        return next;
+    end loop;
+    if not v_any then
+        raise exception 'this practice has no active merchant account with API credentials to sync'
+        using errcode = '22023';
+    end if;
+    if not v_created then
+        raise exception 'a sync of this practice is already pending: wait for it to finish'
+        using errcode = '55P03';
+    end if;
+end
+$$;
+
+-- COMMENT: FUNCTION request_sync(p_practice_id uuid)
+COMMENT ON FUNCTION private.request_sync(p_practice_id uuid) IS 'Owners/admins of the practice (checked here): one pending reconcile request per active merchant account with credentials; refused when every account already has an open one.';
+
+-- ACL: FUNCTION request_sync(p_practice_id uuid)
+REVOKE ALL ON FUNCTION private.request_sync(p_practice_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.request_sync(p_practice_id uuid) TO authenticated;
 
 -- FUNCTION: resolve_membership_status(app.memberships)
 CREATE FUNCTION private.resolve_membership_status(m app.memberships) RETURNS TABLE(status text, source text, evidence_at timestamp with time zone)

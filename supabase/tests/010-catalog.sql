@@ -216,6 +216,9 @@ select is_empty(
 -- the service roles": api.replay_webhook_event (invoker) calls it for the event explorer, and
 -- it checks the caller against private.current_admin_practice_ids() itself before replaying
 -- (20261129100100_create_event_explorer.sql; behaviour tested in 100-event-explorer.sql).
+-- private.request_sync(uuid) is the second, for the same reason: api.request_sync ("sync now")
+-- calls it and it checks the caller is an owner or admin of the practice first
+-- (20261201130000_create_sync_requests.sql; tested in 230-sync-requests.sql).
 select set_eq(
     $$
         select p.oid::regprocedure::text
@@ -226,9 +229,10 @@ select set_eq(
     array[
         'private.current_practice_ids()',
         'private.current_admin_practice_ids()',
-        'private.request_event_replay(bigint)'
+        'private.request_event_replay(bigint)',
+        'private.request_sync(uuid)'
     ],
-    'authenticated may execute exactly the two policy helpers of private and the checked replay request'
+    'authenticated may execute exactly the two policy helpers of private and the checked replay and sync requests'
 );
 
 select is_empty(
@@ -380,9 +384,14 @@ select set_eq(
         'private.queue_depths()',
         'private.alert_signals(double precision,double precision)',
         'private.alert_claim(text,text,text,text,integer)',
-        'private.alert_release(text,text,text)'
+        'private.alert_release(text,text,text)',
+        -- "sync now" requests (20261201130000_create_sync_requests.sql)
+        'private.claim_sync_request(text,interval,integer)',
+        'private.attach_sync_run(bigint,bigint)',
+        'private.finish_sync_request(bigint,boolean,text)',
+        'private.release_sync_request(bigint,interval)'
     ],
-    'mx_worker may execute exactly the 22 procedures the migrations grant it'
+    'mx_worker may execute exactly the 26 procedures the migrations grant it'
 );
 
 select is_empty(

@@ -6,7 +6,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(361);
+select plan(377);
 
 -- ---------------------------------------------------------------------------
 -- Fixtures: practice A (two patients, three memberships) and practice B (one of each);
@@ -86,6 +86,9 @@ select is(
 -- A sync run per merchant account, and a payment billed by a contract of each practice.
 select private.start_sync_run(:'account_a', 'reconcile');
 select private.start_sync_run(:'account_b', 'reconcile');
+-- A "sync now" request per practice (as the database owner: asking is tested in 230).
+insert into app.sync_requests (practice_id, merchant_account_id)
+values (:'practice_a', :'account_a'), (:'practice_b', :'account_b');
 insert into app.contract_payments (contract_id, payment_id, practice_id)
 values
 (31001, 11001, :'practice_a'),
@@ -306,7 +309,7 @@ select set_eq(
         'api.products', 'api.payments', 'api.invoices', 'api.invoice_lines', 'api.memberships',
         'api.membership_events', 'api.category_rules', 'api.product_category_changes', 'api.referral_sources',
         'api.workflow_audit', 'api.products_admin', 'api.webhook_events', 'api.webhook_event_replays',
-        'api.sync_runs', 'api.user_preferences'
+        'api.sync_runs', 'api.user_preferences', 'api.sync_requests'
     ],
     'the matrix covers every relation of api'
 );
@@ -327,7 +330,7 @@ select set_eq(
         'app.contracts', 'app.memberships', 'app.membership_events', 'app.category_rules',
         'app.default_category_rules', 'app.product_category_changes', 'app.referral_sources', 'app.workflow_audit',
         'app.sync_runs', 'app.contract_payments', 'app.webhook_events', 'app.event_replays',
-        'app.membership_counts', 'app.user_preferences'
+        'app.membership_counts', 'app.user_preferences', 'app.sync_requests'
     ],
     'the matrix covers every table of app that authenticated may read'
 );
@@ -395,7 +398,9 @@ from (
     ('api.sync_runs', 'app.sync_runs'),
     ('app.sync_runs', 'app.sync_runs'),
     ('app.webhook_events', 'app.webhook_events'),
-    ('app.event_replays', 'app.event_replays')
+    ('app.event_replays', 'app.event_replays'),
+    ('api.sync_requests', 'app.sync_requests'),
+    ('app.sync_requests', 'app.sync_requests')
 ) as r (relation, source);
 
 -- Shipped keyword rules: no practice_id, the same for every signed-in user.

@@ -103,17 +103,23 @@ def query(
         return conn.execute(sql, params).fetchall()
 
 
-def as_member(db_url: str, practice_id: uuid.UUID, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """Run ``sql`` as a staff member of the practice: role and JWT claims as PostgREST sets."""
+def as_member(
+    db_url: str,
+    practice_id: uuid.UUID,
+    sql: str,
+    params: tuple[Any, ...],
+    role: str = "staff",
+) -> list[Any]:
+    """Run ``sql`` as a new member of the practice (``role``: staff, admin, owner): role and
+    JWT claims as PostgREST sets them."""
     user_id = uuid.uuid4()
     with psycopg.connect(db_url) as conn:
         conn.execute(
             "insert into auth.users (id, email) values (%s, %s)", (user_id, f"{user_id}@x.test")
         )
         conn.execute(
-            "insert into app.practice_members (practice_id, user_id, role) "
-            "values (%s, %s, 'staff')",
-            (practice_id, user_id),
+            "insert into app.practice_members (practice_id, user_id, role) values (%s, %s, %s)",
+            (practice_id, user_id, role),
         )
         conn.commit()
         with conn.transaction():
