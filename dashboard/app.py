@@ -30,6 +30,7 @@ from litestar.template.config import TemplateConfig
 
 from dashboard import (
     routes_auth,
+    routes_events,
     routes_live,
     routes_memberships,
     routes_ops,
@@ -128,6 +129,7 @@ def create_app(settings: DashboardSettings) -> Litestar:
             *routes_practices.routes(rt),
             *routes_memberships.routes(rt),
             *routes_patients.routes(rt),
+            *routes_events.routes(rt),
             *routes_live.routes(rt),
             *routes_auth.routes(rt),
             *routes_ops.routes(rt),

@@ -141,7 +141,7 @@ begin
     end if;
     if not v_created then
         raise exception 'a sync of this practice is already pending: wait for it to finish'
-        using errcode = '55P03';
+        using errcode = '23505';
     end if;
 end
 $$;

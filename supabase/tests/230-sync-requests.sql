@@ -46,7 +46,7 @@ select is(
 select tests.authenticate_as(:'admin_a');
 select throws_ok(
     format('select * from api.request_sync(%L)', :'practice_a'),
-    '55P03', 'a sync of this practice is already pending: wait for it to finish',
+    '23505', 'a sync of this practice is already pending: wait for it to finish',
     'an admin asking again while both are pending is refused with a clear message'
 );
 select is((select count(*)::integer from api.sync_requests), 2, 'the admin sees the practice''s requests');
