@@ -38,8 +38,11 @@ def browser(dash: Dash) -> Iterator[Browser]:
         launched.close()
 
 
-def start_worker(database_url: str, mx_base_url: str, log: Path) -> subprocess.Popen[bytes]:
-    """``python -m worker run`` as its own process, as in production."""
+def start_worker(
+    database_url: str, mx_base_url: str, log: Path, **settings: str
+) -> subprocess.Popen[bytes]:
+    """``python -m worker run`` as its own process, as in production; ``settings`` override
+    its environment (``SCHEDULER_ENABLED="true"`` and so on)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -49,6 +52,7 @@ def start_worker(database_url: str, mx_base_url: str, log: Path) -> subprocess.P
         "WORKER_POLL_INTERVAL_SECONDS": "0.1",
         "ALERT_CHECK_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
+        **settings,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "worker", "run"],
