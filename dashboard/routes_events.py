@@ -187,6 +187,7 @@ async def read_sync(conn: Conn, practice_id: uuid.UUID) -> dict[str, Any]:
         "requests": requests,
         "runs": runs,
         "open": any(r["status"] in ("pending", "running") for r in requests),
+        "runs_shown": RUNS_SHOWN,
     }
 
 

@@ -20,6 +20,10 @@ from mxstandin.server import start_standin
 from scripts import localdb
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dashboard import PASSWORD, add_user, build_world, start_dashboard
+from tests.support.pipeline import worker_settings
+from worker.consumer import make_pool
+from worker.mx.client import MxClient
+from worker.scheduler import Scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -33,6 +37,24 @@ def sign_in(page: Page, email: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state("networkidle")
+
+
+async def sync_once(owner_url: str, mx_base_url: str, practice_id: str, email: str) -> None:
+    """A "sync now" of the practice, asked by its owner and carried out by the worker's
+    scheduler, so the Events page shows a finished request and its run."""
+    with psycopg.connect(owner_url) as conn, conn.transaction():
+        user = conn.execute("select id from auth.users where email = %s", (email,)).fetchone()
+        assert user is not None
+        localdb.act_as_user(conn, user[0])
+        conn.execute("select * from api.request_sync(%s)", (practice_id,))
+    settings = worker_settings(owner_url, mx_base_url, scheduler_enabled=False)
+    pool = make_pool(settings, application_name="screenshots")
+    await pool.open()
+    try:
+        async with MxClient(mx_base_url) as mx:
+            await Scheduler(settings, pool, mx, asyncio.Event()).run_request()
+    finally:
+        await pool.close()
 
 
 def main() -> int:
@@ -50,10 +72,16 @@ def main() -> int:
                 "select %s, id, 'admin' from auth.users where email = %s",
                 (world.b.id, world.users["owner_a"]),
             )
+        asyncio.run(sync_once(owner_url, standin.base_url, world.a.id, world.users["owner_a"]))
         server = start_dashboard(logins["dashboard"])
     finally:
         pass
     a = world.a
+    with psycopg.connect(owner_url) as conn:
+        row = conn.execute(
+            "select max(id) from app.webhook_events where practice_id = %s", (a.id,)
+        ).fetchone()
+    event_id = row[0] if row else 0
     shots = {
         "sign-in": ("/auth/sign-in", None),
         "memberships": (f"/p/{a.id}/memberships", world.users["owner_a"]),
@@ -62,6 +90,8 @@ def main() -> int:
             world.users["owner_a"],
         ),
         "patient": (f"/p/{a.id}/patients/{a.patients[1]}", world.users["owner_a"]),
+        "events": (f"/p/{a.id}/event-log", world.users["owner_a"]),
+        "event": (f"/p/{a.id}/event-log/{event_id}", world.users["owner_a"]),
         "practices": ("/practices", world.users["owner_a"]),
         "no-practice": ("/", "new-hire@example.test"),
         "bad-filter": (f"/p/{a.id}/memberships?started_from=yesterday", world.users["owner_a"]),
