@@ -283,6 +283,16 @@ class Scheduler:
                     "sync_runs": row[3],
                 }
             )
+        while not self.stopping.is_set():  # finished "sync now" requests, the same way
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select private.prune_sync_requests(%s, %s)",
+                    (settings.retention_event_days, settings.retention_batch_size),
+                )
+                row = await cur.fetchone()
+            if row is None or not row[0]:
+                break
+            totals["sync_requests"] += row[0]
         if totals:
             log.info("retention pruned", extra={"fields": dict(totals)})
         return dict(totals)

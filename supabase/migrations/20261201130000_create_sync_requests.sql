@@ -43,6 +43,7 @@ create index sync_requests_running_idx on app.sync_requests (claimed_at) where s
 create index sync_requests_practice_requested_idx on app.sync_requests (practice_id, requested_at desc);
 create index sync_requests_sync_run_id_idx on app.sync_requests (sync_run_id) where sync_run_id is not null;
 create index sync_requests_requested_by_idx on app.sync_requests (requested_by) where requested_by is not null;
+create index sync_requests_finished_idx on app.sync_requests (finished_at) where status in ('done', 'failed');
 
 alter table app.sync_requests enable row level security;
 
@@ -278,3 +279,32 @@ comment on function private.release_sync_request(bigint, interval) is
 'Worker: hand a claimed request back (a reconcile of the account is already running, or the worker is stopping); not counted as an attempt.';
 revoke all on function private.release_sync_request(bigint, interval) from public;
 grant execute on function private.release_sync_request(bigint, interval) to mx_worker;
+
+-- ---------------------------------------------------------------------------
+-- retention (the scheduler, with the other pruning)
+-- ---------------------------------------------------------------------------
+create function private.prune_sync_requests(p_days integer, p_batch_size integer)
+returns integer
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    with gone as (
+        delete from app.sync_requests
+        where id in (
+            select q.id
+            from app.sync_requests as q
+            where q.status in ('done', 'failed')
+                and q.finished_at < now() - pg_catalog.make_interval(days => p_days)
+            order by q.finished_at
+            limit p_batch_size
+        )
+        returning 1
+    )
+
+    select count(*)::integer from gone
+$$;
+comment on function private.prune_sync_requests(integer, integer) is
+'Worker: delete at most p_batch_size finished sync requests older than p_days (open ones are never pruned).';
+revoke all on function private.prune_sync_requests(integer, integer) from public;
+grant execute on function private.prune_sync_requests(integer, integer) to mx_worker;

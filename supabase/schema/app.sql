@@ -1403,6 +1403,9 @@ ALTER TABLE app.sync_requests ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 ALTER TABLE ONLY app.sync_requests
     ADD CONSTRAINT sync_requests_pkey PRIMARY KEY (id);
 
+-- INDEX: sync_requests_finished_idx
+CREATE INDEX sync_requests_finished_idx ON app.sync_requests USING btree (finished_at) WHERE (status = ANY (ARRAY['done'::text, 'failed'::text]));
+
 -- INDEX: sync_requests_one_open_idx
 CREATE UNIQUE INDEX sync_requests_one_open_idx ON app.sync_requests USING btree (merchant_account_id) WHERE (status = ANY (ARRAY['pending'::text, 'running'::text]));
 

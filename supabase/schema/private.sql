@@ -2250,6 +2250,34 @@ COMMENT ON FUNCTION private.prune_retention(p_event_days integer, p_archive_days
 REVOKE ALL ON FUNCTION private.prune_retention(p_event_days integer, p_archive_days integer, p_batch_size integer, p_as_of timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.prune_retention(p_event_days integer, p_archive_days integer, p_batch_size integer, p_as_of timestamp with time zone) TO mx_worker;
 
+-- FUNCTION: prune_sync_requests(integer, integer)
+CREATE FUNCTION private.prune_sync_requests(p_days integer, p_batch_size integer) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with gone as (
+        delete from app.sync_requests
+        where id in (
+            select q.id
+            from app.sync_requests as q
+            where q.status in ('done', 'failed')
+                and q.finished_at < now() - pg_catalog.make_interval(days => p_days)
+            order by q.finished_at
+            limit p_batch_size
+        )
+        returning 1
+    )
+
+    select count(*)::integer from gone
+$$;
+
+-- COMMENT: FUNCTION prune_sync_requests(p_days integer, p_batch_size integer)
+COMMENT ON FUNCTION private.prune_sync_requests(p_days integer, p_batch_size integer) IS 'Worker: delete at most p_batch_size finished sync requests older than p_days (open ones are never pruned).';
+
+-- ACL: FUNCTION prune_sync_requests(p_days integer, p_batch_size integer)
+REVOKE ALL ON FUNCTION private.prune_sync_requests(p_days integer, p_batch_size integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.prune_sync_requests(p_days integer, p_batch_size integer) TO mx_worker;
+
 -- FUNCTION: queue_archive(text, bigint)
 CREATE FUNCTION private.queue_archive(queue_name text, msg_id bigint) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER

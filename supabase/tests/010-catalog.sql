@@ -389,9 +389,10 @@ select set_eq(
         'private.claim_sync_request(text,interval,integer)',
         'private.attach_sync_run(bigint,bigint)',
         'private.finish_sync_request(bigint,boolean,text)',
-        'private.release_sync_request(bigint,interval)'
+        'private.release_sync_request(bigint,interval)',
+        'private.prune_sync_requests(integer,integer)'
     ],
-    'mx_worker may execute exactly the 26 procedures the migrations grant it'
+    'mx_worker may execute exactly the 27 procedures the migrations grant it'
 );
 
 select is_empty(

@@ -5,7 +5,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(40);
+select plan(43);
 
 select tests.create_practice('Clinic A', 'clinic-a') as practice_a \gset
 select tests.create_practice('Clinic B', 'clinic-b') as practice_b \gset
@@ -239,6 +239,15 @@ select throws_ok(
     'an owner cannot finish a request'
 );
 select tests.clear_authentication();
+
+-- retention: finished requests older than the limit go, in batches; open ones never
+update app.sync_requests set finished_at = now() - interval '40 days' where status in ('done', 'failed');
+select is(private.prune_sync_requests(30, 1), 1, 'one batch of one old finished request is pruned');
+select is(private.prune_sync_requests(30, 100), 2, 'then the other old finished ones');
+select is(
+    (select array_agg(status order by id) from app.sync_requests), array['pending'],
+    'the open request stays'
+);
 
 -- a run for a request says so
 select is(

@@ -169,3 +169,31 @@ async def test_a_request_whose_worker_died_is_claimed_again_and_a_stopping_worke
     assert query(
         db_url, "select status, error from app.sync_runs where run_by = 'request' order by id"
     )[-1] == ("failed", "interrupted")
+
+
+async def test_retention_prunes_old_finished_requests_in_batches(
+    db_url: str, standin: StandinHandle, merchant: Merchant
+) -> None:
+    query(
+        db_url,
+        "insert into app.sync_requests (practice_id, merchant_account_id, status, finished_at) "
+        "select %s, %s, s, now() - interval '40 days' "
+        "from unnest(array['done', 'failed', 'done']) as s "
+        "union all select %s, %s, 'done', now() - interval '1 day' "
+        "union all select %s, %s, 'pending', null returning id",
+        (merchant.practice_id, merchant.merchant_account_id) * 3,
+    )
+    settings = worker_settings(
+        db_url, standin.base_url, retention_batch_size=2, scheduler_enabled=False
+    )
+    pool = make_pool(settings, application_name="test")
+    await pool.open()
+    try:
+        async with MxClient(standin.base_url) as mx:
+            totals = await Scheduler(settings, pool, mx, asyncio.Event()).prune()
+    finally:
+        await pool.close()
+    assert totals["sync_requests"] == 3
+    assert query(
+        db_url, "select status, finished_at is null from app.sync_requests order by id"
+    ) == [("done", False), ("pending", True)]
