@@ -13,7 +13,7 @@ alter table app.practice_members add constraint practice_members_role_check
 check (role in ('owner', 'admin', 'staff', 'viewer'));
 
 create function private.current_editor_practice_ids()
-returns uuid []
+returns uuid[]
 language plpgsql
 stable
 security definer
@@ -21,7 +21,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_user_id uuid := auth.uid();
-    v_practice_ids uuid [];
+    v_practice_ids uuid[];
 begin
     select coalesce(pg_catalog.array_agg(m.practice_id), '{}')
     into v_practice_ids

@@ -1334,7 +1334,7 @@ CREATE FUNCTION private.current_editor_practice_ids() RETURNS uuid[]
     AS $$
 declare
     v_user_id uuid := auth.uid();
-    v_practice_ids uuid [];
+    v_practice_ids uuid[];
 begin
     select coalesce(pg_catalog.array_agg(m.practice_id), '{}')
     into v_practice_ids

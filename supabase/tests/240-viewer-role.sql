@@ -40,7 +40,7 @@ select throws_ok(
 -- Reads: the viewer sees what staff see
 -- ---------------------------------------------------------------------------
 create function tests.visible_counts(p_practice_id uuid)
-returns bigint []
+returns bigint[]
 language sql
 set search_path = ''
 as $$
@@ -66,8 +66,8 @@ select tests.authenticate_as(:'staff');
 select tests.visible_counts(:'practice') as staff_counts \gset
 select tests.clear_authentication();
 select tests.authenticate_as(:'viewer');
-select is(tests.visible_counts(:'practice'), :'staff_counts'::bigint [], 'a viewer reads every list staff read');
-select ok((:'staff_counts'::bigint [])[1] > 0 and (:'staff_counts'::bigint [])[2] > 0, 'and there is something to read');
+select is(tests.visible_counts(:'practice'), :'staff_counts'::bigint[], 'a viewer reads every list staff read');
+select ok((:'staff_counts'::bigint[])[1] > 0 and (:'staff_counts'::bigint[])[2] > 0, 'and there is something to read');
 select is(
     (api.patient_detail(:'patient') -> 'patient' ->> 'name'), 'Vera Viewed', 'a viewer opens a patient'
 );
@@ -245,7 +245,7 @@ select tests.clear_authentication();
 -- The helper answers for the caller only
 -- ---------------------------------------------------------------------------
 select tests.authenticate_as(:'viewer');
-select is(private.current_editor_practice_ids(), '{}'::uuid [], 'a viewer edits no practice');
+select is(private.current_editor_practice_ids(), '{}'::uuid[], 'a viewer edits no practice');
 select is(private.current_practice_ids(), array[:'practice'::uuid], 'but belongs to theirs');
 select tests.clear_authentication();
 select tests.authenticate_as(:'staff');

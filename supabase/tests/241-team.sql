@@ -186,7 +186,7 @@ select is(
 reset role;
 select is(
     (select row(m.role, u.invited_at is not null)::text from app.practice_members as m
-        inner join auth.users as u on u.id = m.user_id where m.user_id = :'later'),
+        inner join auth.users as u on m.user_id = u.id where m.user_id = :'later'),
     row('viewer', true)::text, 'the account is invited and a viewer of the practice'
 );
 insert into app.member_invitations (practice_id, email, role) values (:'practice', 'squatter@example.test', 'staff')
