@@ -88,8 +88,12 @@ def process_one(conn: psycopg.Connection[Any]) -> InvitationOutcome | None:
                 "select private.complete_member_invitation(%s, %s)", (invitation_id, user_id)
             ).fetchone()
         result.outcome = str(row[0]) if row else "unknown"
-    except (CommandError, psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException) as exc:
-        reason = exc.diag.message_primary if isinstance(exc, psycopg.Error) else str(exc)
+    except (CommandError, psycopg.Error) as exc:
+        if isinstance(exc, psycopg.OperationalError):
+            raise  # the database, not the invitation: try again on the next tick
+        reason = str(exc)
+        if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+            reason = exc.diag.message_primary
         conn.execute("select private.fail_member_invitation(%s, %s)", (invitation_id, reason))
         result.outcome = f"failed: {reason}"
     return result
@@ -104,9 +108,7 @@ def process_pending(database_url: str, limit: int = 100) -> list[InvitationOutco
                 outcome = process_one(conn)
             if outcome is None:
                 break
-            log.info(
-                "member invitation",
-                extra={"fields": {"invitation_id": outcome.invitation_id, "outcome": outcome.outcome}},
-            )
+            fields = {"invitation_id": outcome.invitation_id, "outcome": outcome.outcome}
+            log.info("member invitation", extra={"fields": fields})
             done.append(outcome)
     return done
