@@ -285,7 +285,7 @@ language sql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    insert into auth.users (email, invited_at) values (lower(trim(p_email)), now()) returning id
+    insert into auth.users (email, invited_at) values (trim(p_email), now()) returning id
 $$;
 comment on function private.local_create_invited_user(text) is
 'Local platform layer only (no Supabase Auth): the invited account, as the Auth admin API would create it.';

@@ -1922,7 +1922,7 @@ CREATE FUNCTION private.local_create_invited_user(p_email text) RETURNS uuid
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    insert into auth.users (email, invited_at) values (lower(trim(p_email)), now()) returning id
+    insert into auth.users (email, invited_at) values (trim(p_email), now()) returning id
 $$;
 
 -- COMMENT: FUNCTION local_create_invited_user(p_email text)
