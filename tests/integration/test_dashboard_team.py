@@ -168,7 +168,7 @@ def test_invite_a_new_address_and_the_worker_sends_it(
     assert "Invitation pending" in response.text
     assert (email, "viewer", "pending") in invitations_of(dash)
     # the worker: the same code as `member add` (locally: the invited auth.users row)
-    done = process_pending(dash.owner_url)
+    done = process_pending(dash.logins["worker"])  # the worker's own login role
     assert [(d.email, d.outcome) for d in done] == [(email, "added")]
     assert roles_of(dash)[email] == "viewer"
     page = owner.get(base)
