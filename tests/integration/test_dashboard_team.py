@@ -268,9 +268,17 @@ def test_withdraw_an_invitation(dash: Dash, visitors: dict[str, Visitor]) -> Non
             "select id from app.member_invitations where email = %s", (email,)
         ).fetchone()
     assert row is not None
-    # another practice's owner cannot withdraw it, even through their own practice's URL
-    foreign = visitors["staff_b"].post(f"/p/{dash.world.b.id}/team/invitations/{row[0]}/cancel")
-    assert foreign.status_code == 403
+    # another practice's people cannot withdraw it, even through their own practice's URL
+    b_team = f"/p/{dash.world.b.id}/team"
+    assert visitors["staff_b"].post(f"{b_team}/invitations/{row[0]}/cancel").status_code == 403
+    assert visitors["owner_b"].post(f"{b_team}/invitations/{row[0]}/cancel").status_code == 404
+    # nor touch practice A's people through practice B's Team page
+    staff_a = dash.world.user_ids["staff_a"]
+    before = roles_of(dash)
+    owner_b = visitors["owner_b"]
+    assert owner_b.post(f"{b_team}/{staff_a}/role", {"role": "owner"}).status_code == 404
+    assert owner_b.post(f"{b_team}/{staff_a}/remove").status_code == 404
+    assert roles_of(dash) == before
     response = owner.post(f"{base}/invitations/{row[0]}/cancel")
     assert response.status_code == 200
     assert "Invitation withdrawn" in response.text
