@@ -33,9 +33,11 @@ from dashboard import (
     routes_events,
     routes_live,
     routes_memberships,
+    routes_operator,
     routes_ops,
     routes_patients,
     routes_practices,
+    routes_team,
 )
 from dashboard.auth import (
     AuthProvider,
@@ -130,6 +132,8 @@ def create_app(settings: DashboardSettings) -> Litestar:
             *routes_memberships.routes(rt),
             *routes_patients.routes(rt),
             *routes_events.routes(rt),
+            *routes_team.routes(rt),
+            *routes_operator.routes(rt),
             *routes_live.routes(rt),
             *routes_auth.routes(rt),
             *routes_ops.routes(rt),

@@ -47,6 +47,8 @@ def db_message(exc: psycopg.Error) -> str:
 def refusal_of(exc: psycopg.Error) -> Refused:
     """A database error caused by the request: a clear message, never a 500."""
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        if "row-level security" in db_message(exc):  # a write policy's WITH CHECK: the role
+            return Refused("Not allowed: your role in this practice may not change this.", 403)
         return Refused(f"Not allowed: {db_message(exc)}", 403)
     if isinstance(exc, psycopg.errors.NoDataFound):
         return Refused("Not found", 404)

@@ -13,6 +13,7 @@ from dashboard.pages import PRACTICE_COOKIE, page
 from dashboard.reads import (
     read_practices,
 )
+from dashboard.routes_operator import read_is_operator
 from dashboard.runtime import Runtime
 
 
@@ -23,6 +24,9 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     async def home(request: Request[Any, Any, Any], identity: Identity) -> Response[Any]:
         async with rt.user(identity) as conn:
             practices = await read_practices(conn)
+            operator = not practices and await read_is_operator(conn)
+        if operator:  # an operator of no practice: straight to the operator view
+            return Redirect("/operator", status_code=303)
         if not practices:
             return page("no_practice.html", identity=identity)
         chosen = request.cookies.get(PRACTICE_COOKIE)
@@ -34,8 +38,15 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     async def practices_page(identity: Identity) -> Template:
         async with rt.user(identity) as conn:
             practices = await read_practices(conn)
-        if not practices:
+            operator = await read_is_operator(conn)
+        if not practices and not operator:
             return page("no_practice.html", identity=identity)
-        return page("practices.html", identity=identity, practices=practices, practice=None)
+        return page(
+            "practices.html",
+            identity=identity,
+            practices=practices,
+            practice=None,
+            operator=operator,
+        )
 
     return [home, practices_page]

@@ -72,6 +72,16 @@ def main() -> int:
                 "select %s, id, 'admin' from auth.users where email = %s",
                 (world.b.id, world.users["owner_a"]),
             )
+            # the Team page: an invitation the worker has not sent yet
+            conn.execute(
+                "insert into app.member_invitations (practice_id, email, role) "
+                "values (%s, 'new-nurse@example.test', 'staff')",
+                (world.a.id,),
+            )
+        # the operator view: an operator of no practice
+        operator = add_user(owner_url, "operator@example.test", None)
+        with psycopg.connect(owner_url, autocommit=True) as conn:
+            conn.execute("insert into app.operators (user_id) values (%s)", (operator,))
         asyncio.run(sync_once(owner_url, standin.base_url, world.a.id, world.users["owner_a"]))
         server = start_dashboard(logins["dashboard"])
     finally:
@@ -96,6 +106,9 @@ def main() -> int:
         "no-practice": ("/", "new-hire@example.test"),
         "bad-filter": (f"/p/{a.id}/memberships?started_from=yesterday", world.users["owner_a"]),
         "not-found": (f"/p/{world.b.id}/memberships", world.users["staff_a"]),
+        "team": (f"/p/{a.id}/team", world.users["owner_a"]),
+        "memberships-viewer": (f"/p/{a.id}/memberships", world.users["viewer_a"]),
+        "operator": ("/operator", "operator@example.test"),
     }
     del nobody
     try:

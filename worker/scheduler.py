@@ -1,4 +1,5 @@
-"""The worker's scheduler: reconcile, contract sync, retention and the overdue sweep.
+"""The worker's scheduler: reconcile, contract sync, Team invitations, retention and the
+overdue sweep.
 
 Every ``python -m worker run`` starts one; exactly one of them, across any number of
 workers, does the work: the one holding a Postgres advisory lock, taken with
@@ -34,6 +35,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from worker.mx.client import MxClient
+from worker.ops import invitations
 from worker.settings import WorkerSettings
 from worker.sync import (
     Account,
@@ -160,6 +162,8 @@ class Scheduler:
                 except AlreadyRunning:
                     continue
                 self.counts[f"{kind}_{result.status}"] += 1
+        if await self.check_lock():
+            await self.send_invitations()
         now = time.monotonic()
         interval = settings.retention_interval_minutes * 60
         if self._last_sql_jobs is None or now - self._last_sql_jobs >= interval:
@@ -256,6 +260,12 @@ class Scheduler:
 
         with contextlib.suppress(psycopg.Error, OSError):  # else reclaimed after the timeout
             await asyncio.shield(record())
+    async def send_invitations(self) -> int:
+        """The invitations owners asked for on the Team page (worker/ops/invitations.py, the
+        code of ``member add``); sync psycopg in a thread, as supabase-py is sync too."""
+        done = await asyncio.to_thread(invitations.process_pending, self.settings.database_url)
+        self.counts["invitations"] += len(done)
+        return len(done)
 
     async def prune(self) -> dict[str, int]:
         """Retention in batches, one transaction per batch, until nothing is left to delete."""

@@ -16,6 +16,11 @@
     else if (status === 403) toast("Not allowed.");
     else toast("Something went wrong (" + status + "). Try again.");
   });
+  // a form with data-confirm asks first (the Team page's Remove)
+  document.addEventListener("submit", function (e) {
+    var text = e.target && e.target.dataset ? e.target.dataset.confirm : null;
+    if (text && !window.confirm(text)) e.preventDefault();
+  });
   document.addEventListener("htmx:sendError", function () {
     toast("The dashboard is not reachable. Check the connection and try again.");
   });

@@ -30,6 +30,21 @@ COMMENT ON FUNCTION api.add_category(p_practice_id uuid, p_name text, p_sort_ord
 REVOKE ALL ON FUNCTION api.add_category(p_practice_id uuid, p_name text, p_sort_order integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.add_category(p_practice_id uuid, p_name text, p_sort_order integer) TO authenticated;
 
+-- FUNCTION: cancel_member_invitation(uuid, bigint)
+CREATE FUNCTION api.cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select private.cancel_member_invitation(p_practice_id, p_invitation_id)
+$$;
+
+-- COMMENT: FUNCTION cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint)
+COMMENT ON FUNCTION api.cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint) IS 'Owners: withdraw an open invitation.';
+
+-- ACL: FUNCTION cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint)
+REVOKE ALL ON FUNCTION api.cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint) TO authenticated;
+
 -- FUNCTION: confirm_product_suggestion(uuid)
 CREATE FUNCTION api.confirm_product_suggestion(p_product_id uuid) RETURNS jsonb
     LANGUAGE plpgsql
@@ -172,6 +187,36 @@ COMMENT ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p
 -- ACL: FUNCTION export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date)
 REVOKE ALL ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date) TO authenticated;
+
+-- FUNCTION: invite_practice_member(uuid, text, text)
+CREATE FUNCTION api.invite_practice_member(p_practice_id uuid, p_email text, p_role text) RETURNS text
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select private.invite_practice_member(p_practice_id, p_email, p_role)
+$$;
+
+-- COMMENT: FUNCTION invite_practice_member(p_practice_id uuid, p_email text, p_role text)
+COMMENT ON FUNCTION api.invite_practice_member(p_practice_id uuid, p_email text, p_role text) IS 'Owners: give an e-mail address a role (owner, admin, staff, viewer): added / role changed / unchanged at once for an existing confirmed or invited account, else "invitation queued" (the worker sends it).';
+
+-- ACL: FUNCTION invite_practice_member(p_practice_id uuid, p_email text, p_role text)
+REVOKE ALL ON FUNCTION api.invite_practice_member(p_practice_id uuid, p_email text, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.invite_practice_member(p_practice_id uuid, p_email text, p_role text) TO authenticated;
+
+-- FUNCTION: is_operator()
+CREATE FUNCTION api.is_operator() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select private.is_operator()
+$$;
+
+-- COMMENT: FUNCTION is_operator()
+COMMENT ON FUNCTION api.is_operator() IS 'Whether the signed-in user is an operator (the dashboard shows the operator view then).';
+
+-- ACL: FUNCTION is_operator()
+REVOKE ALL ON FUNCTION api.is_operator() FROM PUBLIC;
+GRANT ALL ON FUNCTION api.is_operator() TO authenticated;
 
 -- FUNCTION: list_memberships(uuid, text, text[], boolean, text, text, date, date, text, text, jsonb, integer, date, date)
 CREATE FUNCTION api.list_memberships(p_practice_id uuid, p_tab text DEFAULT 'all'::text, p_status text[] DEFAULT NULL::text[], p_google_review boolean DEFAULT NULL::boolean, p_referral_source text DEFAULT NULL::text, p_fulfillment text DEFAULT NULL::text, p_started_from date DEFAULT NULL::date, p_started_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_sort text DEFAULT 'name'::text, p_after jsonb DEFAULT NULL::jsonb, p_limit integer DEFAULT 50, p_last_paid_from date DEFAULT NULL::date, p_last_paid_to date DEFAULT NULL::date) RETURNS TABLE(id uuid, practice_id uuid, patient_id uuid, patient_name text, category_id uuid, category_name text, status text, status_source text, status_changed_at timestamp with time zone, started_on date, last_paid_at timestamp with time zone, next_billing_on date, canceled_at timestamp with time zone, amount numeric, billing_interval text, product_names text[], google_review_submitted boolean, google_review_at timestamp with time zone, referral_source text, fulfillment text, notes text, cursor jsonb)
@@ -376,6 +421,21 @@ COMMENT ON FUNCTION api.one_time_purchase_counts(p_practice_id uuid) IS 'One row
 -- ACL: FUNCTION one_time_purchase_counts(p_practice_id uuid)
 REVOKE ALL ON FUNCTION api.one_time_purchase_counts(p_practice_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.one_time_purchase_counts(p_practice_id uuid) TO authenticated;
+
+-- FUNCTION: operator_overview()
+CREATE FUNCTION api.operator_overview() RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select private.operator_overview()
+$$;
+
+-- COMMENT: FUNCTION operator_overview()
+COMMENT ON FUNCTION api.operator_overview() IS 'Operators only (42501 otherwise): queues, events of 24 h, every practice and merchant account with last event, failing credentials, queued and dead events, last reconcile.';
+
+-- ACL: FUNCTION operator_overview()
+REVOKE ALL ON FUNCTION api.operator_overview() FROM PUBLIC;
+GRANT ALL ON FUNCTION api.operator_overview() TO authenticated;
 
 -- FUNCTION: patient_detail(uuid)
 CREATE FUNCTION api.patient_detail(p_patient_id uuid) RETURNS jsonb
@@ -610,6 +670,36 @@ COMMENT ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to d
 REVOKE ALL ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to date) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to date) TO authenticated;
 
+-- FUNCTION: practice_team(uuid)
+CREATE FUNCTION api.practice_team(p_practice_id uuid) RETURNS TABLE(user_id uuid, email text, role text, state text, invited_at timestamp with time zone, confirmed_at timestamp with time zone, last_sign_in_at timestamp with time zone, added_at timestamp with time zone, invitation_id bigint, invitation_error text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select * from private.practice_team(p_practice_id)
+$$;
+
+-- COMMENT: FUNCTION practice_team(p_practice_id uuid)
+COMMENT ON FUNCTION api.practice_team(p_practice_id uuid) IS 'Owners: the practice''s staff (e-mail, role, state: confirmed, invited, unconfirmed, invitation pending/failed; last sign-in) and open invitations.';
+
+-- ACL: FUNCTION practice_team(p_practice_id uuid)
+REVOKE ALL ON FUNCTION api.practice_team(p_practice_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.practice_team(p_practice_id uuid) TO authenticated;
+
+-- FUNCTION: remove_practice_member(uuid, uuid)
+CREATE FUNCTION api.remove_practice_member(p_practice_id uuid, p_user_id uuid) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select private.remove_member(p_practice_id, p_user_id)
+$$;
+
+-- COMMENT: FUNCTION remove_practice_member(p_practice_id uuid, p_user_id uuid)
+COMMENT ON FUNCTION api.remove_practice_member(p_practice_id uuid, p_user_id uuid) IS 'Owners: take someone out of the practice; the last owner cannot be removed.';
+
+-- ACL: FUNCTION remove_practice_member(p_practice_id uuid, p_user_id uuid)
+REVOKE ALL ON FUNCTION api.remove_practice_member(p_practice_id uuid, p_user_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.remove_practice_member(p_practice_id uuid, p_user_id uuid) TO authenticated;
+
 -- FUNCTION: rename_category(uuid, text)
 CREATE FUNCTION api.rename_category(p_category_id uuid, p_name text) RETURNS void
     LANGUAGE plpgsql
@@ -760,6 +850,21 @@ COMMENT ON FUNCTION api.set_membership_status(p_membership_id uuid, p_status tex
 -- ACL: FUNCTION set_membership_status(p_membership_id uuid, p_status text, p_reason text)
 REVOKE ALL ON FUNCTION api.set_membership_status(p_membership_id uuid, p_status text, p_reason text) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.set_membership_status(p_membership_id uuid, p_status text, p_reason text) TO authenticated;
+
+-- FUNCTION: set_practice_member_role(uuid, uuid, text)
+CREATE FUNCTION api.set_practice_member_role(p_practice_id uuid, p_user_id uuid, p_role text) RETURNS text
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select private.set_member_role(p_practice_id, p_user_id, p_role)
+$$;
+
+-- COMMENT: FUNCTION set_practice_member_role(p_practice_id uuid, p_user_id uuid, p_role text)
+COMMENT ON FUNCTION api.set_practice_member_role(p_practice_id uuid, p_user_id uuid, p_role text) IS 'Owners: change a member''s role (role changed / unchanged); the last owner cannot be demoted.';
+
+-- ACL: FUNCTION set_practice_member_role(p_practice_id uuid, p_user_id uuid, p_role text)
+REVOKE ALL ON FUNCTION api.set_practice_member_role(p_practice_id uuid, p_user_id uuid, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.set_practice_member_role(p_practice_id uuid, p_user_id uuid, p_role text) TO authenticated;
 
 -- FUNCTION: set_product_category(uuid, uuid)
 CREATE FUNCTION api.set_product_category(p_product_id uuid, p_category_id uuid) RETURNS jsonb

@@ -296,7 +296,7 @@ ALTER TABLE app.memberships ENABLE ROW LEVEL SECURITY;
 CREATE POLICY memberships_select ON app.memberships FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
 
 -- POLICY: memberships memberships_update
-CREATE POLICY memberships_update ON app.memberships FOR UPDATE TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest))) WITH CHECK ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
+CREATE POLICY memberships_update ON app.memberships FOR UPDATE TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest))) WITH CHECK ((practice_id IN ( SELECT unnest(private.current_editor_practice_ids()) AS unnest)));
 
 -- ACL: TABLE memberships
 GRANT SELECT ON TABLE app.memberships TO authenticated;
@@ -713,7 +713,7 @@ ALTER TABLE app.invoices ENABLE ROW LEVEL SECURITY;
 CREATE POLICY invoices_select ON app.invoices FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
 
 -- POLICY: invoices invoices_update
-CREATE POLICY invoices_update ON app.invoices FOR UPDATE TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest))) WITH CHECK ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
+CREATE POLICY invoices_update ON app.invoices FOR UPDATE TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest))) WITH CHECK ((practice_id IN ( SELECT unnest(private.current_editor_practice_ids()) AS unnest)));
 
 -- ACL: COLUMN invoices.id
 GRANT SELECT(id) ON TABLE app.invoices TO authenticated;
@@ -1105,7 +1105,7 @@ CREATE TABLE app.practice_members (
     user_id uuid NOT NULL,
     role text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT practice_members_role_check CHECK ((role = ANY (ARRAY['owner'::text, 'admin'::text, 'staff'::text])))
+    CONSTRAINT practice_members_role_check CHECK ((role = ANY (ARRAY['owner'::text, 'admin'::text, 'staff'::text, 'viewer'::text])))
 );
 
 -- COMMENT: TABLE practice_members
@@ -2063,6 +2063,68 @@ ALTER TABLE ONLY app.legacy_workflow_pending
 -- ROW SECURITY: legacy_workflow_pending
 ALTER TABLE app.legacy_workflow_pending ENABLE ROW LEVEL SECURITY;
 
+-- TABLE: member_invitations
+CREATE TABLE app.member_invitations (
+    id bigint NOT NULL,
+    practice_id uuid NOT NULL,
+    email text NOT NULL,
+    role text NOT NULL,
+    invited_by uuid,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    user_id uuid,
+    processed_at timestamp with time zone,
+    error text,
+    CONSTRAINT member_invitations_email_check CHECK (((email = lower(email)) AND (email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'::text))),
+    CONSTRAINT member_invitations_role_check CHECK ((role = ANY (ARRAY['owner'::text, 'admin'::text, 'staff'::text, 'viewer'::text]))),
+    CONSTRAINT member_invitations_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text])))
+);
+
+-- COMMENT: TABLE member_invitations
+COMMENT ON TABLE app.member_invitations IS 'Invitations owners asked for in the dashboard; the worker sends them (Supabase Auth or the local platform layer) and gives the role.';
+
+-- SEQUENCE: member_invitations_id_seq
+ALTER TABLE app.member_invitations ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME app.member_invitations_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- CONSTRAINT: member_invitations member_invitations_pkey
+ALTER TABLE ONLY app.member_invitations
+    ADD CONSTRAINT member_invitations_pkey PRIMARY KEY (id);
+
+-- INDEX: member_invitations_invited_by_idx
+CREATE INDEX member_invitations_invited_by_idx ON app.member_invitations USING btree (invited_by);
+
+-- INDEX: member_invitations_open_idx
+CREATE UNIQUE INDEX member_invitations_open_idx ON app.member_invitations USING btree (practice_id, email) WHERE (status = ANY (ARRAY['pending'::text, 'failed'::text]));
+
+-- INDEX: member_invitations_pending_idx
+CREATE INDEX member_invitations_pending_idx ON app.member_invitations USING btree (requested_at) WHERE (status = 'pending'::text);
+
+-- INDEX: member_invitations_user_id_idx
+CREATE INDEX member_invitations_user_id_idx ON app.member_invitations USING btree (user_id);
+
+-- FK CONSTRAINT: member_invitations member_invitations_invited_by_fkey
+ALTER TABLE ONLY app.member_invitations
+    ADD CONSTRAINT member_invitations_invited_by_fkey FOREIGN KEY (invited_by) REFERENCES auth.users(id) ON DELETE SET NULL;
+
+-- FK CONSTRAINT: member_invitations member_invitations_practice_id_fkey
+ALTER TABLE ONLY app.member_invitations
+    ADD CONSTRAINT member_invitations_practice_id_fkey FOREIGN KEY (practice_id) REFERENCES app.practices(id) ON DELETE CASCADE;
+
+-- FK CONSTRAINT: member_invitations member_invitations_user_id_fkey
+ALTER TABLE ONLY app.member_invitations
+    ADD CONSTRAINT member_invitations_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE SET NULL;
+
+-- ROW SECURITY: member_invitations
+ALTER TABLE app.member_invitations ENABLE ROW LEVEL SECURITY;
+
 -- TABLE: membership_counts
 CREATE TABLE app.membership_counts (
     practice_id uuid NOT NULL,
@@ -2095,6 +2157,26 @@ CREATE POLICY membership_counts_select ON app.membership_counts FOR SELECT TO au
 
 -- ACL: TABLE membership_counts
 GRANT SELECT ON TABLE app.membership_counts TO authenticated;
+
+-- TABLE: operators
+CREATE TABLE app.operators (
+    user_id uuid NOT NULL,
+    added_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- COMMENT: TABLE operators
+COMMENT ON TABLE app.operators IS 'Users who may see the operator view (every practice''s health); managed by `python -m worker operator`.';
+
+-- CONSTRAINT: operators operators_pkey
+ALTER TABLE ONLY app.operators
+    ADD CONSTRAINT operators_pkey PRIMARY KEY (user_id);
+
+-- FK CONSTRAINT: operators operators_user_id_fkey
+ALTER TABLE ONLY app.operators
+    ADD CONSTRAINT operators_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+-- ROW SECURITY: operators
+ALTER TABLE app.operators ENABLE ROW LEVEL SECURITY;
 
 -- TABLE: webhook_reject_counts
 CREATE TABLE app.webhook_reject_counts (

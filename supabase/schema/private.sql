@@ -15,6 +15,33 @@ GRANT USAGE ON SCHEMA private TO authenticated;
 GRANT USAGE ON SCHEMA private TO mx_webhook;
 GRANT USAGE ON SCHEMA private TO mx_worker;
 
+-- FUNCTION: add_operator(text)
+CREATE FUNCTION private.add_operator(p_email text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_user auth.users;
+begin
+    select u.* into v_user from auth.users as u where lower(u.email) = lower(trim(p_email)) limit 1;
+    if v_user.id is null then
+        raise exception 'no account with the e-mail %', p_email using errcode = 'P0002',
+        hint = 'the person signs in once (or is invited) first';
+    end if;
+    if v_user.email_confirmed_at is null and v_user.invited_at is null and v_user.last_sign_in_at is null then
+        raise exception 'the account of % has not confirmed its e-mail address', p_email using errcode = '42501';
+    end if;
+    insert into app.operators (user_id) values (v_user.id) on conflict (user_id) do nothing;
+    return case when found then 'added' else 'unchanged' end;
+end
+$$;
+
+-- COMMENT: FUNCTION add_operator(p_email text)
+COMMENT ON FUNCTION private.add_operator(p_email text) IS 'Operator command: make the account with this e-mail an operator.';
+
+-- ACL: FUNCTION add_operator(p_email text)
+REVOKE ALL ON FUNCTION private.add_operator(p_email text) FROM PUBLIC;
+
 -- FUNCTION: add_webhook_token(uuid, text)
 CREATE FUNCTION private.add_webhook_token(p_merchant_account_id uuid, p_token text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1041,6 +1068,48 @@ COMMENT ON FUNCTION private.billing_period_from_spacing(p_gap_seconds double pre
 -- ACL: FUNCTION billing_period_from_spacing(p_gap_seconds double precision)
 REVOKE ALL ON FUNCTION private.billing_period_from_spacing(p_gap_seconds double precision) FROM PUBLIC;
 
+-- FUNCTION: cancel_member_invitation(uuid, bigint)
+CREATE FUNCTION private.cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    perform private.require_practice_owner(p_practice_id);
+    delete from app.member_invitations as i
+    where i.id = p_invitation_id and i.practice_id = p_practice_id and i.status in ('pending', 'failed');
+    if not found then
+        raise exception 'no open invitation % in this practice', p_invitation_id using errcode = 'P0002';
+    end if;
+    return true;
+end
+$$;
+
+-- COMMENT: FUNCTION cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint)
+COMMENT ON FUNCTION private.cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint) IS 'Owners: withdraw an invitation the worker has not sent yet (or that failed).';
+
+-- ACL: FUNCTION cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint)
+REVOKE ALL ON FUNCTION private.cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.cancel_member_invitation(p_practice_id uuid, p_invitation_id bigint) TO authenticated;
+
+-- FUNCTION: check_role(text)
+CREATE FUNCTION private.check_role(p_role text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if p_role is null or p_role not in ('owner', 'admin', 'staff', 'viewer') then
+        raise exception 'role must be owner, admin, staff or viewer, not "%"', coalesce(p_role, '')
+        using errcode = '22023';
+    end if;
+end
+$$;
+
+-- COMMENT: FUNCTION check_role(p_role text)
+COMMENT ON FUNCTION private.check_role(p_role text) IS 'Raises 22023 unless the role is owner, admin, staff or viewer.';
+
+-- ACL: FUNCTION check_role(p_role text)
+REVOKE ALL ON FUNCTION private.check_role(p_role text) FROM PUBLIC;
+
 -- FUNCTION: check_timezone(text)
 CREATE FUNCTION private.check_timezone(p_timezone text) RETURNS text
     LANGUAGE plpgsql STABLE
@@ -1096,6 +1165,29 @@ COMMENT ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility
 -- ACL: FUNCTION claim_ingest_events(p_quantity integer, p_visibility_seconds integer)
 REVOKE ALL ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_ingest_events(p_quantity integer, p_visibility_seconds integer) TO mx_worker;
+
+-- FUNCTION: claim_member_invitation()
+CREATE FUNCTION private.claim_member_invitation() RETURNS TABLE(invitation_id bigint, practice_slug text, email text, role text, user_id uuid)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select i.id, p.slug, i.email, i.role, (
+        select u.id from auth.users as u where lower(u.email) = i.email limit 1
+    )
+    from app.member_invitations as i
+    inner join app.practices as p on p.id = i.practice_id
+    where i.status = 'pending'
+    order by i.requested_at
+    limit 1
+    for update of i skip locked
+$$;
+
+-- COMMENT: FUNCTION claim_member_invitation()
+COMMENT ON FUNCTION private.claim_member_invitation() IS 'Worker: the oldest pending invitation, locked for this transaction (skip locked), with the address''s account when one exists.';
+
+-- ACL: FUNCTION claim_member_invitation()
+REVOKE ALL ON FUNCTION private.claim_member_invitation() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.claim_member_invitation() TO mx_worker;
 
 -- FUNCTION: claim_sync_request(text, interval, integer)
 CREATE FUNCTION private.claim_sync_request(p_worker text, p_reclaim_after interval DEFAULT '00:15:00'::interval, p_max_attempts integer DEFAULT 3) RETURNS TABLE(request_id bigint, merchant_account_id uuid, mx_merchant_id bigint, attempts integer)
@@ -1154,6 +1246,36 @@ COMMENT ON FUNCTION private.claim_sync_request(p_worker text, p_reclaim_after in
 -- ACL: FUNCTION claim_sync_request(p_worker text, p_reclaim_after interval, p_max_attempts integer)
 REVOKE ALL ON FUNCTION private.claim_sync_request(p_worker text, p_reclaim_after interval, p_max_attempts integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_sync_request(p_worker text, p_reclaim_after interval, p_max_attempts integer) TO mx_worker;
+
+-- FUNCTION: complete_member_invitation(bigint, uuid)
+CREATE FUNCTION private.complete_member_invitation(p_invitation_id bigint, p_user_id uuid) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_invitation app.member_invitations;
+    v_slug text;
+    v_outcome text;
+begin
+    select i.* into v_invitation from app.member_invitations as i where i.id = p_invitation_id;
+    if v_invitation.id is null then
+        raise exception 'no invitation %', p_invitation_id using errcode = 'P0002';
+    end if;
+    select p.slug into v_slug from app.practices as p where p.id = v_invitation.practice_id;
+    v_outcome := private.set_practice_member(v_slug, p_user_id, v_invitation.role);
+    update app.member_invitations
+    set status = 'sent', user_id = p_user_id, processed_at = now(), attempts = attempts + 1, error = null
+    where id = p_invitation_id;
+    return v_outcome;
+end
+$$;
+
+-- COMMENT: FUNCTION complete_member_invitation(p_invitation_id bigint, p_user_id uuid)
+COMMENT ON FUNCTION private.complete_member_invitation(p_invitation_id bigint, p_user_id uuid) IS 'Worker: the invitation was sent (or the account exists): give the role (private.set_practice_member) and mark it sent.';
+
+-- ACL: FUNCTION complete_member_invitation(p_invitation_id bigint, p_user_id uuid)
+REVOKE ALL ON FUNCTION private.complete_member_invitation(p_invitation_id bigint, p_user_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.complete_member_invitation(p_invitation_id bigint, p_user_id uuid) TO mx_worker;
 
 -- FUNCTION: contract_billing_period(text, text)
 CREATE FUNCTION private.contract_billing_period(p_interval text, p_every text) RETURNS interval
@@ -1280,6 +1402,30 @@ COMMENT ON FUNCTION private.current_admin_practice_ids() IS 'Practices where the
 REVOKE ALL ON FUNCTION private.current_admin_practice_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.current_admin_practice_ids() TO authenticated;
 
+-- FUNCTION: current_editor_practice_ids()
+CREATE FUNCTION private.current_editor_practice_ids() RETURNS uuid[]
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_user_id uuid := auth.uid();
+    v_practice_ids uuid[];
+begin
+    select coalesce(pg_catalog.array_agg(m.practice_id), '{}')
+    into v_practice_ids
+    from app.practice_members as m
+    where m.user_id = v_user_id and m.role in ('owner', 'admin', 'staff');
+    return v_practice_ids;
+end
+$$;
+
+-- COMMENT: FUNCTION current_editor_practice_ids()
+COMMENT ON FUNCTION private.current_editor_practice_ids() IS 'Practices where the requesting user may edit practice data (owner, admin, staff; not viewer).';
+
+-- ACL: FUNCTION current_editor_practice_ids()
+REVOKE ALL ON FUNCTION private.current_editor_practice_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.current_editor_practice_ids() TO authenticated;
+
 -- FUNCTION: current_practice_ids()
 CREATE FUNCTION private.current_practice_ids() RETURNS uuid[]
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -1396,6 +1542,23 @@ COMMENT ON FUNCTION private.extend_ingest_visibility(p_msg_id bigint, p_seconds 
 REVOKE ALL ON FUNCTION private.extend_ingest_visibility(p_msg_id bigint, p_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.extend_ingest_visibility(p_msg_id bigint, p_seconds integer) TO mx_worker;
 
+-- FUNCTION: fail_member_invitation(bigint, text)
+CREATE FUNCTION private.fail_member_invitation(p_invitation_id bigint, p_error text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    update app.member_invitations
+    set status = 'failed', processed_at = now(), attempts = attempts + 1, error = left(p_error, 500)
+    where id = p_invitation_id
+$$;
+
+-- COMMENT: FUNCTION fail_member_invitation(p_invitation_id bigint, p_error text)
+COMMENT ON FUNCTION private.fail_member_invitation(p_invitation_id bigint, p_error text) IS 'Worker: the invitation could not be sent; the owner sees why and may invite again.';
+
+-- ACL: FUNCTION fail_member_invitation(p_invitation_id bigint, p_error text)
+REVOKE ALL ON FUNCTION private.fail_member_invitation(p_invitation_id bigint, p_error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.fail_member_invitation(p_invitation_id bigint, p_error text) TO mx_worker;
+
 -- FUNCTION: find_legacy_membership(uuid, bigint, text, uuid)
 CREATE FUNCTION private.find_legacy_membership(p_practice_id uuid, p_mx_customer_id bigint, p_name_key text, p_category_id uuid) RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -1463,6 +1626,36 @@ COMMENT ON FUNCTION private.finish_sync_run(p_run_id bigint, p_succeeded boolean
 -- ACL: FUNCTION finish_sync_run(p_run_id bigint, p_succeeded boolean, p_error text, p_pages integer, p_found integer, p_queued integer, p_cursor jsonb, p_watermark timestamp with time zone)
 REVOKE ALL ON FUNCTION private.finish_sync_run(p_run_id bigint, p_succeeded boolean, p_error text, p_pages integer, p_found integer, p_queued integer, p_cursor jsonb, p_watermark timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.finish_sync_run(p_run_id bigint, p_succeeded boolean, p_error text, p_pages integer, p_found integer, p_queued integer, p_cursor jsonb, p_watermark timestamp with time zone) TO mx_worker;
+
+-- FUNCTION: guard_last_owner(uuid, uuid, text)
+CREATE FUNCTION private.guard_last_owner(p_practice_id uuid, p_user_id uuid, p_new_role text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    -- serialise team changes of one practice: two owners demoting each other at once
+    -- must not both see the other one still there
+    perform from app.practices as p where p.id = p_practice_id for update;
+    if exists (
+        select from app.practice_members as m
+        where m.practice_id = p_practice_id and m.user_id = p_user_id and m.role = 'owner'
+    )
+    and p_new_role is distinct from 'owner'
+    and (
+        select count(*) from app.practice_members as m
+        where m.practice_id = p_practice_id and m.role = 'owner'
+    ) <= 1 then
+        raise exception 'a practice needs an owner: make someone else an owner before removing or demoting the last one'
+        using errcode = 'P0001';
+    end if;
+end
+$$;
+
+-- COMMENT: FUNCTION guard_last_owner(p_practice_id uuid, p_user_id uuid, p_new_role text)
+COMMENT ON FUNCTION private.guard_last_owner(p_practice_id uuid, p_user_id uuid, p_new_role text) IS 'Raises unless the practice keeps an owner when this user gets p_new_role (null: removed).';
+
+-- ACL: FUNCTION guard_last_owner(p_practice_id uuid, p_user_id uuid, p_new_role text)
+REVOKE ALL ON FUNCTION private.guard_last_owner(p_practice_id uuid, p_user_id uuid, p_new_role text) FROM PUBLIC;
 
 -- FUNCTION: hash_webhook_token(text)
 CREATE FUNCTION private.hash_webhook_token(token text) RETURNS bytea
@@ -1686,6 +1879,70 @@ COMMENT ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_
 REVOKE ALL ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text, p_rate_per_token double precision, p_burst_per_token integer, p_rejects_per_hour integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.ingest_webhook(p_token text, p_payload jsonb, p_raw_body text, p_problem text, p_rate_per_token double precision, p_burst_per_token integer, p_rejects_per_hour integer) TO mx_webhook;
 
+-- FUNCTION: invite_practice_member(uuid, text, text)
+CREATE FUNCTION private.invite_practice_member(p_practice_id uuid, p_email text, p_role text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_email text := lower(trim(coalesce(p_email, '')));
+    v_user auth.users;
+    v_previous text;
+begin
+    perform private.require_practice_owner(p_practice_id);
+    perform private.check_role(p_role);
+    if v_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' or length(v_email) > 254 then
+        raise exception 'enter an e-mail address such as name@example.com' using errcode = '22023';
+    end if;
+    select u.* into v_user from auth.users as u where lower(u.email) = v_email limit 1;
+    if v_user.id is null then
+        -- no account yet: the worker invites the address, then gives the role
+        insert into app.member_invitations (practice_id, email, role, invited_by)
+        values (p_practice_id, v_email, p_role, auth.uid())
+        on conflict (practice_id, email) where status in ('pending', 'failed') do update
+        set role = excluded.role, invited_by = excluded.invited_by, status = 'pending',
+            requested_at = now(), error = null;
+        return 'invitation queued';
+    end if;
+    if v_user.email_confirmed_at is null and v_user.invited_at is null then
+        -- the existing rule (private.set_practice_member): whoever registered the address
+        -- without confirming it may not own it
+        raise exception 'the account of % has not confirmed its e-mail address and was not invited, so it gets no role', v_email
+        using errcode = '42501',
+        hint = 'ask the person to confirm the address first';
+    end if;
+    perform private.guard_last_owner(p_practice_id, v_user.id, p_role);
+    select m.role into v_previous from app.practice_members as m
+    where m.practice_id = p_practice_id and m.user_id = v_user.id;
+    insert into app.practice_members (practice_id, user_id, role)
+    values (p_practice_id, v_user.id, p_role)
+    on conflict (practice_id, user_id) do update set role = excluded.role;
+    return case when v_previous is null then 'added' when v_previous = p_role then 'unchanged' else 'role changed' end;
+end
+$_$;
+
+-- COMMENT: FUNCTION invite_practice_member(p_practice_id uuid, p_email text, p_role text)
+COMMENT ON FUNCTION private.invite_practice_member(p_practice_id uuid, p_email text, p_role text) IS 'Owners: give an address a role: at once when it has a confirmed or invited account, else an invitation the worker sends.';
+
+-- ACL: FUNCTION invite_practice_member(p_practice_id uuid, p_email text, p_role text)
+REVOKE ALL ON FUNCTION private.invite_practice_member(p_practice_id uuid, p_email text, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.invite_practice_member(p_practice_id uuid, p_email text, p_role text) TO authenticated;
+
+-- FUNCTION: is_operator()
+CREATE FUNCTION private.is_operator() RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select exists (select from app.operators as o where o.user_id = (select auth.uid()))
+$$;
+
+-- COMMENT: FUNCTION is_operator()
+COMMENT ON FUNCTION private.is_operator() IS 'Whether the requesting user is an operator.';
+
+-- ACL: FUNCTION is_operator()
+REVOKE ALL ON FUNCTION private.is_operator() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.is_operator() TO authenticated;
+
 -- FUNCTION: is_payment_event(text)
 CREATE FUNCTION private.is_payment_event(event_type text) RETURNS boolean
     LANGUAGE sql IMMUTABLE
@@ -1754,6 +2011,21 @@ COMMENT ON FUNCTION private.legacy_category_id(p_practice_id uuid, p_product_nam
 
 -- ACL: FUNCTION legacy_category_id(p_practice_id uuid, p_product_name text, p_category_name text)
 REVOKE ALL ON FUNCTION private.legacy_category_id(p_practice_id uuid, p_product_name text, p_category_name text) FROM PUBLIC;
+
+-- FUNCTION: local_create_invited_user(text)
+CREATE FUNCTION private.local_create_invited_user(p_email text) RETURNS uuid
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    insert into auth.users (email, invited_at) values (trim(p_email), now()) returning id
+$$;
+
+-- COMMENT: FUNCTION local_create_invited_user(p_email text)
+COMMENT ON FUNCTION private.local_create_invited_user(p_email text) IS 'Local platform layer only (no Supabase Auth): the invited account, as the Auth admin API would create it.';
+
+-- ACL: FUNCTION local_create_invited_user(p_email text)
+REVOKE ALL ON FUNCTION private.local_create_invited_user(p_email text) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.local_create_invited_user(p_email text) TO mx_worker;
 
 -- FUNCTION: maintain_membership_counts()
 CREATE FUNCTION private.maintain_membership_counts() RETURNS trigger
@@ -2025,6 +2297,22 @@ COMMENT ON FUNCTION private.notify_membership_changes() IS 'Statement trigger: N
 -- ACL: FUNCTION notify_membership_changes()
 REVOKE ALL ON FUNCTION private.notify_membership_changes() FROM PUBLIC;
 
+-- FUNCTION: operator_list()
+CREATE FUNCTION private.operator_list() RETURNS TABLE(email text, user_id uuid, added_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select u.email::text, o.user_id, o.added_at
+    from app.operators as o inner join auth.users as u on u.id = o.user_id
+    order by u.email
+$$;
+
+-- COMMENT: FUNCTION operator_list()
+COMMENT ON FUNCTION private.operator_list() IS 'Operator command: every operator.';
+
+-- ACL: FUNCTION operator_list()
+REVOKE ALL ON FUNCTION private.operator_list() FROM PUBLIC;
+
 -- FUNCTION: operator_merchant_accounts()
 CREATE FUNCTION private.operator_merchant_accounts() RETURNS TABLE(mx_merchant_id bigint, practice_slug text, name text, environment text, is_active boolean, has_credentials boolean, active_tokens bigint, credentials_failed_at timestamp with time zone, credentials_error text, created_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -2048,6 +2336,54 @@ COMMENT ON FUNCTION private.operator_merchant_accounts() IS 'Operator: every mer
 
 -- ACL: FUNCTION operator_merchant_accounts()
 REVOKE ALL ON FUNCTION private.operator_merchant_accounts() FROM PUBLIC;
+
+-- FUNCTION: operator_overview()
+CREATE FUNCTION private.operator_overview() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if not private.is_operator() then
+        raise exception 'only operators may see the operator view' using errcode = '42501';
+    end if;
+    return private.operator_status() || pg_catalog.jsonb_build_object(
+        'practices', coalesce((
+            select pg_catalog.jsonb_agg(pg_catalog.to_jsonb(p) order by p.slug)
+            from private.operator_practices() as p
+        ), '[]'),
+        'merchant_accounts', coalesce((
+            select pg_catalog.jsonb_agg(
+                pg_catalog.to_jsonb(a) || pg_catalog.jsonb_build_object(
+                    'queued_events', (
+                        select count(*) from app.webhook_events as e
+                        inner join app.merchant_accounts as m on m.id = e.merchant_account_id
+                        where m.mx_merchant_id = a.mx_merchant_id and e.status in ('queued', 'retrying')
+                    ),
+                    'oldest_queued_at', (
+                        select min(e.received_at) from app.webhook_events as e
+                        inner join app.merchant_accounts as m on m.id = e.merchant_account_id
+                        where m.mx_merchant_id = a.mx_merchant_id and e.status in ('queued', 'retrying')
+                    ),
+                    'dead_events', (
+                        select count(*) from app.webhook_events as e
+                        inner join app.merchant_accounts as m on m.id = e.merchant_account_id
+                        where m.mx_merchant_id = a.mx_merchant_id and e.status = 'dead'
+                    )
+                )
+                order by a.practice_slug, a.mx_merchant_id
+            )
+            from private.operator_merchant_accounts() as a
+        ), '[]')
+    );
+end
+$$;
+
+-- COMMENT: FUNCTION operator_overview()
+COMMENT ON FUNCTION private.operator_overview() IS 'Operators only: private.operator_status() (queues, events of 24 h, per merchant last event, failing credentials, last reconcile) plus every practice and merchant account with its queued and dead events.';
+
+-- ACL: FUNCTION operator_overview()
+REVOKE ALL ON FUNCTION private.operator_overview() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.operator_overview() TO authenticated;
 
 -- FUNCTION: operator_practices()
 CREATE FUNCTION private.operator_practices() RETURNS TABLE(id uuid, slug text, name text, timezone text, merchant_accounts bigint, members bigint, created_at timestamp with time zone)
@@ -2162,6 +2498,43 @@ COMMENT ON FUNCTION private.practice_members_of(p_practice_slug text) IS 'Operat
 
 -- ACL: FUNCTION practice_members_of(p_practice_slug text)
 REVOKE ALL ON FUNCTION private.practice_members_of(p_practice_slug text) FROM PUBLIC;
+
+-- FUNCTION: practice_team(uuid)
+CREATE FUNCTION private.practice_team(p_practice_id uuid) RETURNS TABLE(user_id uuid, email text, role text, state text, invited_at timestamp with time zone, confirmed_at timestamp with time zone, last_sign_in_at timestamp with time zone, added_at timestamp with time zone, invitation_id bigint, invitation_error text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    perform private.require_practice_owner(p_practice_id);
+    return query
+    select
+        m.user_id, u.email::text, m.role,
+        case
+            when u.email_confirmed_at is not null then 'confirmed'
+            when u.invited_at is not null then 'invited'
+            else 'unconfirmed'
+        end,
+        u.invited_at, u.email_confirmed_at, u.last_sign_in_at, m.created_at, null::bigint, null::text
+    from app.practice_members as m
+    inner join auth.users as u on u.id = m.user_id
+    where m.practice_id = p_practice_id
+    union all
+    select
+        null::uuid, i.email, i.role,
+        case i.status when 'pending' then 'invitation pending' else 'invitation failed' end,
+        i.requested_at, null, null, null, i.id, i.error
+    from app.member_invitations as i
+    where i.practice_id = p_practice_id and i.status in ('pending', 'failed')
+    order by 2;
+end
+$$;
+
+-- COMMENT: FUNCTION practice_team(p_practice_id uuid)
+COMMENT ON FUNCTION private.practice_team(p_practice_id uuid) IS 'Owners: the practice''s staff (e-mail, role, confirmed or invited, last sign-in) and its open invitations.';
+
+-- ACL: FUNCTION practice_team(p_practice_id uuid)
+REVOKE ALL ON FUNCTION private.practice_team(p_practice_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.practice_team(p_practice_id uuid) TO authenticated;
 
 -- FUNCTION: propagate_patient_name_key()
 CREATE FUNCTION private.propagate_patient_name_key() RETURNS trigger
@@ -3001,6 +3374,49 @@ COMMENT ON FUNCTION private.release_sync_request(p_request_id bigint, p_retry_af
 REVOKE ALL ON FUNCTION private.release_sync_request(p_request_id bigint, p_retry_after interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.release_sync_request(p_request_id bigint, p_retry_after interval) TO mx_worker;
 
+-- FUNCTION: remove_member(uuid, uuid)
+CREATE FUNCTION private.remove_member(p_practice_id uuid, p_user_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    perform private.require_practice_owner(p_practice_id);
+    perform private.guard_last_owner(p_practice_id, p_user_id, null);
+    delete from app.practice_members as m where m.practice_id = p_practice_id and m.user_id = p_user_id;
+    if not found then
+        raise exception 'not a member of this practice' using errcode = 'P0002';
+    end if;
+    return true;
+end
+$$;
+
+-- COMMENT: FUNCTION remove_member(p_practice_id uuid, p_user_id uuid)
+COMMENT ON FUNCTION private.remove_member(p_practice_id uuid, p_user_id uuid) IS 'Owners: take someone out of the practice (their account stays); the last owner cannot be removed.';
+
+-- ACL: FUNCTION remove_member(p_practice_id uuid, p_user_id uuid)
+REVOKE ALL ON FUNCTION private.remove_member(p_practice_id uuid, p_user_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.remove_member(p_practice_id uuid, p_user_id uuid) TO authenticated;
+
+-- FUNCTION: remove_operator(text)
+CREATE FUNCTION private.remove_operator(p_email text) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with removed as (
+        delete from app.operators as o
+        using auth.users as u
+        where o.user_id = u.id and lower(u.email) = lower(trim(p_email))
+        returning 1
+    )
+    select exists (select from removed)
+$$;
+
+-- COMMENT: FUNCTION remove_operator(p_email text)
+COMMENT ON FUNCTION private.remove_operator(p_email text) IS 'Operator command: the account with this e-mail is no longer an operator.';
+
+-- ACL: FUNCTION remove_operator(p_email text)
+REVOKE ALL ON FUNCTION private.remove_operator(p_email text) FROM PUBLIC;
+
 -- FUNCTION: remove_practice_member(text, text)
 CREATE FUNCTION private.remove_practice_member(p_practice_slug text, p_email text) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
@@ -3220,6 +3636,27 @@ COMMENT ON FUNCTION private.request_sync(p_practice_id uuid) IS 'Owners/admins o
 -- ACL: FUNCTION request_sync(p_practice_id uuid)
 REVOKE ALL ON FUNCTION private.request_sync(p_practice_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.request_sync(p_practice_id uuid) TO authenticated;
+
+-- FUNCTION: require_practice_owner(uuid)
+CREATE FUNCTION private.require_practice_owner(p_practice_id uuid) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if not exists (
+        select from app.practice_members as m
+        where m.practice_id = p_practice_id and m.user_id = auth.uid() and m.role = 'owner'
+    ) then
+        raise exception 'only an owner of this practice may manage its team' using errcode = '42501';
+    end if;
+end
+$$;
+
+-- COMMENT: FUNCTION require_practice_owner(p_practice_id uuid)
+COMMENT ON FUNCTION private.require_practice_owner(p_practice_id uuid) IS 'Raises 42501 unless the requesting user is an owner of the practice.';
+
+-- ACL: FUNCTION require_practice_owner(p_practice_id uuid)
+REVOKE ALL ON FUNCTION private.require_practice_owner(p_practice_id uuid) FROM PUBLIC;
 
 -- FUNCTION: resolve_membership_status(app.memberships)
 CREATE FUNCTION private.resolve_membership_status(m app.memberships) RETURNS TABLE(status text, source text, evidence_at timestamp with time zone)
@@ -3480,6 +3917,36 @@ COMMENT ON FUNCTION private.set_contract_billing_period() IS 'Trigger: a members
 -- ACL: FUNCTION set_contract_billing_period()
 REVOKE ALL ON FUNCTION private.set_contract_billing_period() FROM PUBLIC;
 
+-- FUNCTION: set_member_role(uuid, uuid, text)
+CREATE FUNCTION private.set_member_role(p_practice_id uuid, p_user_id uuid, p_role text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_previous text;
+begin
+    perform private.require_practice_owner(p_practice_id);
+    perform private.check_role(p_role);
+    perform private.guard_last_owner(p_practice_id, p_user_id, p_role);
+    update app.practice_members as m set role = p_role
+    from app.practice_members as before
+    where m.practice_id = p_practice_id and m.user_id = p_user_id
+        and before.practice_id = m.practice_id and before.user_id = m.user_id
+    returning before.role into v_previous;
+    if v_previous is null then
+        raise exception 'not a member of this practice' using errcode = 'P0002';
+    end if;
+    return case when v_previous = p_role then 'unchanged' else 'role changed' end;
+end
+$$;
+
+-- COMMENT: FUNCTION set_member_role(p_practice_id uuid, p_user_id uuid, p_role text)
+COMMENT ON FUNCTION private.set_member_role(p_practice_id uuid, p_user_id uuid, p_role text) IS 'Owners: change a member''s role; the last owner cannot be demoted.';
+
+-- ACL: FUNCTION set_member_role(p_practice_id uuid, p_user_id uuid, p_role text)
+REVOKE ALL ON FUNCTION private.set_member_role(p_practice_id uuid, p_user_id uuid, p_role text) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.set_member_role(p_practice_id uuid, p_user_id uuid, p_role text) TO authenticated;
+
 -- FUNCTION: set_membership_patient_name_key()
 CREATE FUNCTION private.set_membership_patient_name_key() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3527,8 +3994,8 @@ declare
     v_practice_id uuid := private.practice_id_by_slug(p_practice_slug);
     v_previous text;
 begin
-    if p_role not in ('owner', 'admin', 'staff') then
-        raise exception 'role must be owner, admin or staff, not "%"', p_role using errcode = '22023';
+    if p_role is null or p_role not in ('owner', 'admin', 'staff', 'viewer') then
+        raise exception 'role must be owner, admin, staff or viewer, not "%"', p_role using errcode = '22023';
     end if;
     if not exists (
         select from auth.users as u
@@ -3549,7 +4016,7 @@ end
 $$;
 
 -- COMMENT: FUNCTION set_practice_member(p_practice_slug text, p_user_id uuid, p_role text)
-COMMENT ON FUNCTION private.set_practice_member(p_practice_slug text, p_user_id uuid, p_role text) IS 'Operator: give a user a role (owner, admin, staff) in a practice, only when the account''s e-mail is confirmed or it was invited; returns added, unchanged or role changed.';
+COMMENT ON FUNCTION private.set_practice_member(p_practice_slug text, p_user_id uuid, p_role text) IS 'Operator: give a user a role (owner, admin, staff, viewer) in a practice, only when the account''s e-mail is confirmed or it was invited; returns added, unchanged or role changed.';
 
 -- ACL: FUNCTION set_practice_member(p_practice_slug text, p_user_id uuid, p_role text)
 REVOKE ALL ON FUNCTION private.set_practice_member(p_practice_slug text, p_user_id uuid, p_role text) FROM PUBLIC;

@@ -230,9 +230,20 @@ select set_eq(
         'private.current_practice_ids()',
         'private.current_admin_practice_ids()',
         'private.request_event_replay(bigint)',
-        'private.request_sync(uuid)'
+        'private.request_sync(uuid)',
+        -- the viewer role (20261201140000): practices where the caller may edit
+        'private.current_editor_practice_ids()',
+        -- the Team page (20261201140100): each checks the caller is an owner first
+        'private.practice_team(uuid)',
+        'private.invite_practice_member(uuid,text,text)',
+        'private.set_member_role(uuid,uuid,text)',
+        'private.remove_member(uuid,uuid)',
+        'private.cancel_member_invitation(uuid,bigint)',
+        -- the operator view (20261201140200): checks the caller is in app.operators first
+        'private.is_operator()',
+        'private.operator_overview()'
     ],
-    'authenticated may execute exactly the two policy helpers of private and the checked replay and sync requests'
+    'authenticated may execute exactly the policy helpers of private and the checked definers'
 );
 
 select is_empty(
@@ -390,9 +401,14 @@ select set_eq(
         'private.attach_sync_run(bigint,bigint)',
         'private.finish_sync_request(bigint,boolean,text)',
         'private.release_sync_request(bigint,interval)',
-        'private.prune_sync_requests(integer,integer)'
+        'private.prune_sync_requests(integer,integer)',
+        -- the Team page's invitations, sent by the worker (20261201140100)
+        'private.claim_member_invitation()',
+        'private.local_create_invited_user(text)',
+        'private.complete_member_invitation(bigint,uuid)',
+        'private.fail_member_invitation(bigint,text)'
     ],
-    'mx_worker may execute exactly the 27 procedures the migrations grant it'
+    'mx_worker may execute exactly the 31 procedures the migrations grant it'
 );
 
 select is_empty(

@@ -1,7 +1,7 @@
-"""Every dashboard route as owner, admin and staff of practice A, staff of practice B, a user
-of no practice and a signed-out visitor, over real HTTP against the real app, database and
-login role. Another practice's ids in a URL, a form field or an htmx request get a 404 and
-none of that practice's data."""
+"""Every dashboard route as owner, admin, staff and viewer (read-only) of practice A, staff of
+practice B, a user of no practice and a signed-out visitor, over real HTTP against the real
+app, database and login role. Another practice's ids in a URL, a form field or an htmx
+request get a 404 and none of that practice's data."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from tests.support.dashboard import csrf_token, sign_in
 from tests.support.dashboard_fixtures import Dash
 
-MEMBERS_A = ("owner_a", "admin_a", "staff_a")
+MEMBERS_A = ("owner_a", "admin_a", "staff_a")  # may edit; viewer_a reads only
 OUTSIDERS = ("staff_b", "nobody")
 
 
@@ -102,6 +102,44 @@ def test_members_of_a_reach_every_route(
     visitors[role].post(
         f"/p/{dash.world.a.id}/memberships/{m}/status", {"action": "reactivate", "reason": "back"}
     )
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_viewer_reads_every_page_and_every_write_is_refused(
+    dash: Dash, visitors: dict[str, Visitor], htmx: bool
+) -> None:
+    a = dash.world.a
+    m, invoice = a.memberships[-1], a.invoices[-1]
+
+    def state() -> tuple[Any, ...]:
+        with psycopg.connect(dash.owner_url) as conn:
+            row = conn.execute(
+                "select m.notes, m.staff_status, m.status, i.data_sent_status "
+                "from app.memberships as m, app.invoices as i where m.id = %s and i.id = %s",
+                (m, invoice),
+            ).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    before = state()
+    viewer = visitors["viewer_a"]
+    for method, path, form in routes(dash):
+        response = call(viewer, method, path, form, htmx)
+        if method == "GET":
+            assert response.status_code == 200, (method, path, response.status_code)
+        else:
+            assert response.status_code == 403, (method, path, response.status_code)
+            assert "your role in this practice may not change this" in response.text, path
+    assert state() == before  # nothing changed
+    page = viewer.get(f"/p/{a.id}/memberships?limit=100")
+    for name in a_names(dash):
+        assert name in page.text
+    # no edit controls for a viewer (the database refuses anyway, as above)
+    assert "status-actions" not in page.text
+    assert 'aria-label="Notes" disabled' in page.text
+    patient = viewer.get(f"/p/{a.id}/patients/{a.patients[-1]}")
+    assert "Save follow-up" not in patient.text
+    assert "Save follow-up" in visitors["staff_a"].get(f"/p/{a.id}/patients/{a.patients[-1]}").text
 
 
 @pytest.mark.parametrize("role", OUTSIDERS)

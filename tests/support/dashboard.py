@@ -99,7 +99,8 @@ class Practice:
 
 @dataclass
 class World:
-    """Two practices; users by role name: owner_a, admin_a, staff_a, owner_b, staff_b, nobody."""
+    """Two practices; users by role name: owner_a, admin_a, staff_a, viewer_a, owner_b,
+    staff_b, nobody."""
 
     a: Practice
     b: Practice
@@ -186,7 +187,7 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
     ids: dict[str, str] = {}
     suffix = uuid.uuid4().hex[:6]
     with psycopg.connect(owner_url, autocommit=True) as conn:
-        for name in ("owner_a", "admin_a", "staff_a", "owner_b", "staff_b", "nobody"):
+        for name in ("owner_a", "admin_a", "staff_a", "viewer_a", "owner_b", "staff_b", "nobody"):
             email = f"{name.replace('_', '-')}-{suffix}@example.test"
             users[name] = email
             ids[name] = _user(conn, email)
@@ -195,6 +196,7 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
             ("owner_a", a, "owner"),
             ("admin_a", a, "admin"),
             ("staff_a", a, "staff"),
+            ("viewer_a", a, "viewer"),  # read-only
             ("owner_b", b, "owner"),
             ("staff_b", b, "staff"),
         ):

@@ -12,24 +12,22 @@ registered with the address first gets nothing).
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 from typing import Any
 
 import psycopg
 
 from worker.commands.common import CommandError, add_json_flag, emit
-from worker.ops.db import fetch_all, operator_session, scalar
+from worker.ops.db import describe, fetch_all, operator_database_url, operator_session, scalar
+from worker.ops.invitations import (
+    SERVICE_KEY_ENV,
+    SUPABASE_URL_ENV,
+    confirm_url,
+    invite_user,
+    process_pending,
+)
 
-SUPABASE_URL_ENV = "SUPABASE_URL"
-SERVICE_KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY"
-DASHBOARD_URL_ENV = "DASHBOARD_PUBLIC_URL"
 INVITE_SECONDS = 7 * 86400  # a local invitation link works for a week, once
-
-
-def _confirm_url() -> str | None:
-    """Where an invitation lands: the dashboard page that sets the new user's password."""
-    base = os.environ.get(DASHBOARD_URL_ENV, "").rstrip("/")
-    return f"{base}/auth/confirm" if base else None
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -51,7 +49,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     add.add_argument("--practice", required=True, metavar="SLUG", help="the practice's slug")
     add.add_argument("--email", required=True, help="the staff member's e-mail")
-    add.add_argument("--role", required=True, choices=["owner", "admin", "staff"])
+    add.add_argument("--role", required=True, choices=["owner", "admin", "staff", "viewer"])
     add_json_flag(add)
     add.set_defaults(handler=member_add)
 
@@ -70,6 +68,16 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     add_json_flag(remove)
     remove.set_defaults(handler=member_remove)
 
+    invitations = sub.add_parser(
+        "invitations",
+        help="send the invitations owners asked for on the dashboard's Team page",
+        description="Send every pending invitation from the dashboard's Team page (the same "
+        "path as member add) and give its role; the worker's scheduler does this on every "
+        "tick, this runs it now.",
+    )
+    add_json_flag(invitations)
+    invitations.set_defaults(handler=member_invitations)
+
 
 def _user_id(conn: psycopg.Connection[Any], email: str) -> tuple[Any, str]:
     """The user's id, and how it was found: existing, invited (Supabase) or created (local)."""
@@ -78,32 +86,13 @@ def _user_id(conn: psycopg.Connection[Any], email: str) -> tuple[Any, str]:
     )
     if existing is not None:
         return existing, "existing"
-    url, key = os.environ.get(SUPABASE_URL_ENV), os.environ.get(SERVICE_KEY_ENV)
-    if url and key:
-        from supabase import create_client  # the platform path only
-
-        try:
-            redirect = _confirm_url()
-            options: Any = {"redirect_to": redirect} if redirect else {}  # a TypedDict
-            response = create_client(url, key).auth.admin.invite_user_by_email(email, options)
-        except Exception as exc:  # any Auth API failure becomes one line for the operator
-            raise CommandError(f"Supabase Auth could not invite {email}: {exc}") from exc
-        if response.user is None:
-            raise CommandError(f"Supabase Auth returned no user for {email}")
-        return response.user.id, "invited"
-    # local platform layer: the same operation on its auth.users (the account is invited)
-    created = scalar(
-        conn,
-        "insert into auth.users (email, invited_at) values (%s, now()) returning id",
-        (email,),
-    )
-    return created, "created locally"
+    return invite_user(conn, email)
 
 
 def _local_invite_link(conn: psycopg.Connection[Any], user_id: Any) -> str | None:
     """Locally no mail is sent: the operator passes on a one-time link to the dashboard page
     where the new user chooses a password (the local platform layer's invitation)."""
-    confirm = _confirm_url()
+    confirm = confirm_url()
     if confirm is None:
         return None
     token = scalar(
@@ -162,3 +151,12 @@ def member_remove(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.email} is not a member of {args.practice}")
     emit(args, {"practice": args.practice, "email": args.email, "removed": True})
     return 0
+
+
+def member_invitations(args: argparse.Namespace) -> int:
+    try:
+        done = process_pending(operator_database_url())
+    except psycopg.Error as exc:
+        raise CommandError(describe(exc)) from exc
+    emit(args, [dataclasses.asdict(d) for d in done], ["practice", "email", "role", "outcome"])
+    return 1 if any(d.outcome.startswith("failed") for d in done) else 0
