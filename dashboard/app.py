@@ -34,6 +34,7 @@ from dashboard import (
     routes_memberships,
     routes_ops,
     routes_patients,
+    routes_payments,
     routes_practices,
 )
 from dashboard.auth import (
@@ -128,6 +129,7 @@ def create_app(settings: DashboardSettings) -> Litestar:
             *routes_practices.routes(rt),
             *routes_memberships.routes(rt),
             *routes_patients.routes(rt),
+            *routes_payments.routes(rt),
             *routes_live.routes(rt),
             *routes_auth.routes(rt),
             *routes_ops.routes(rt),
