@@ -66,6 +66,13 @@ def main() -> int:
         "no-practice": ("/", "new-hire@example.test"),
         "bad-filter": (f"/p/{a.id}/memberships?started_from=yesterday", world.users["owner_a"]),
         "not-found": (f"/p/{world.b.id}/memberships", world.users["staff_a"]),
+        "payments": (f"/p/{a.id}/payments", world.users["owner_a"]),
+        "payments-filtered": (
+            f"/p/{a.id}/payments?view=recurring&kind=decline",
+            world.users["owner_a"],
+        ),
+        "contracts": (f"/p/{a.id}/contracts", world.users["owner_a"]),
+        "contract": (f"/p/{a.id}/contracts/{a.contracts['Adam Abbot']}", world.users["owner_a"]),
     }
     del nobody
     try:
