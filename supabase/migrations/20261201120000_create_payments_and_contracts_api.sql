@@ -295,8 +295,9 @@ declare
     v_after jsonb;
     v_rows integer;
     v_chunk text;
+    v_chunks text[] := '{}';  -- appended in place, joined once: no copy of the whole text per page
     v_timezone text;
-    v_out text := 'payment_id,created_at,time_zone,kind,type,status,source,recurring,amount,patient_name,'
+    v_header constant text := 'payment_id,created_at,time_zone,kind,type,status,source,recurring,amount,patient_name,'
         || 'programmes,invoice_number,card_type,card_last4,auth_code,contract_id' || e'\r\n';
 begin
     select pr.timezone into v_timezone from app.practices as pr where pr.id = p_practice_id;
@@ -326,10 +327,10 @@ begin
             mx_created_at, invoice_number, card_type, card_last4, auth_code, programmes, invoice_ids,
             contract_id, cursor, ord
         );
-        v_out := v_out || coalesce(v_chunk, '');
+        v_chunks := v_chunks || coalesce(v_chunk, '');
         exit when v_rows < v_page;
     end loop;
-    return v_out;
+    return v_header || array_to_string(v_chunks, '');
 end
 $$;
 comment on function api.export_payments_csv(uuid, text, text, text, uuid, boolean, date, date, text, boolean) is
