@@ -6,7 +6,8 @@
 --     payments_practice_created_idx (practice_id, mx_created_at desc, id desc): page 1,000 of
 --     a practice with a million payments costs what page 1 costs;
 --   * api.payment_totals: count, sales, refunds, declines and net for the same filter;
---   * api.export_payments_csv: the same filter as CSV, every field through api.csv_cell;
+--   * api.payment_csv_lines: the same filter as CSV lines (every field through api.csv_cell),
+--     a page at a time, which the dashboard streams; api.export_payments_csv: all in one text;
 --   * api.payment_filter_sql: the one definition of the filter the three share (and of what a
 --     sale, a refund and a decline are), so that the totals always count the listed rows;
 --   * api.contracts (without the raw MX JSON, which members may not read) and
@@ -45,7 +46,6 @@ declare
         end$k$;
     v_recurring constant text := $r$
         (p.source = 'Recurring' or exists (select from app.contract_payments as cp where cp.payment_id = p.id))$r$;
-    v_zone constant text := '(select pr.timezone from app.practices as pr where pr.id = $1)';
     v_where text := 'p.practice_id = $1';
 begin
     if p_kind is not null and p_kind not in ('sale', 'refund', 'decline', 'other') then
@@ -79,13 +79,13 @@ begin
         v_where := v_where || case when p_has_invoice then ' and ' else ' and not ' end
             || 'exists (select from app.payment_invoices as pi where pi.payment_id = p.id)';
     end if;
-    -- whole days in the practice's time zone, from the first instant of p_from to the first
-    -- instant after p_to (RLS: an unknown practice has no zone, and no payments either)
+    -- whole days in the practice's time zone ($9, a value, not a subquery: the bounds become
+    -- constants of the index range), from the first instant of p_from to the first after p_to
     if p_from is not null then
-        v_where := v_where || ' and p.mx_created_at >= ($6::timestamp at time zone ' || v_zone || ')';
+        v_where := v_where || ' and p.mx_created_at >= ($6::timestamp at time zone $9)';
     end if;
     if p_to is not null then
-        v_where := v_where || ' and p.mx_created_at < (($7 + 1)::timestamp at time zone ' || v_zone || ')';
+        v_where := v_where || ' and p.mx_created_at < (($7 + 1)::timestamp at time zone $9)';
     end if;
     -- a name compared as app.patients.name_key is built; %, _ and \ in the search are characters
     if nullif(trim(p_search), '') is not null then
@@ -126,10 +126,25 @@ begin
 end
 $$;
 comment on function api.payment_filter_sql(text, text, text, uuid, boolean, date, date, text, boolean) is
-'The query behind api.list_payments, api.payment_totals and api.export_payments_csv (one definition of the filter and of sale, refund, decline; no data read): parameters $1 practice, $2 kind, $3 status, $4 source, $5 programme, $6 from, $7 to, $8 search. Checks the values (22023).';
+'The query behind api.list_payments, api.payment_totals and api.export_payments_csv (one definition of the filter and of sale, refund, decline; no data read): parameters $1 practice, $2 kind, $3 status, $4 source, $5 programme, $6 from, $7 to, $8 search, $9 the practice''s time zone. Checks the values (22023).';
 revoke all on function api.payment_filter_sql(text, text, text, uuid, boolean, date, date, text, boolean) from public;
 grant execute on function api.payment_filter_sql(text, text, text, uuid, boolean, date, date, text, boolean)
 to authenticated;
+
+-- The practice's time zone (RLS: UTC for a practice the caller cannot see, which has no
+-- payments for them either).
+create function api.practice_timezone(p_practice_id uuid)
+returns text
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce((select pr.timezone from app.practices as pr where pr.id = p_practice_id), 'UTC')
+$$;
+comment on function api.practice_timezone(uuid) is
+'The practice''s time zone, UTC for a practice the caller cannot see: what "a day" means in its lists and exports.';
+revoke all on function api.practice_timezone(uuid) from public;
+grant execute on function api.practice_timezone(uuid) to authenticated;
 
 create function api.list_payments(
     p_practice_id uuid,
@@ -195,14 +210,14 @@ begin
         $q$
         select f.*, jsonb_build_object('t', f.mx_created_at, 'id', f.id)
         from (%s) as f
-        where $9::timestamptz is null or (f.mx_created_at, f.id) < ($9, $10)
+        where $10::timestamptz is null or (f.mx_created_at, f.id) < ($10, $11)
         order by f.mx_created_at desc, f.id desc
-        limit $11
+        limit $12
         $q$,
         v_sql
     )
     using p_practice_id, p_kind, p_status, p_source, p_category_id, p_from, p_to, p_search,
-        v_after_at, v_after_id, v_limit;
+        api.practice_timezone(p_practice_id), v_after_at, v_after_id, v_limit;
 end
 $$;
 comment on function api.list_payments(uuid, text, text, text, uuid, boolean, date, date, text, boolean, jsonb, integer) is
@@ -263,7 +278,8 @@ begin
         $q$,
         v_sql
     )
-    using p_practice_id, p_kind, p_status, p_source, p_category_id, p_from, p_to, p_search;
+    using p_practice_id, p_kind, p_status, p_source, p_category_id, p_from, p_to, p_search,
+        api.practice_timezone(p_practice_id);
 end
 $$;
 comment on function api.payment_totals(uuid, text, text, text, uuid, boolean, date, date, text, boolean) is
@@ -272,6 +288,66 @@ revoke all on function api.payment_totals(uuid, text, text, text, uuid, boolean,
 from public;
 grant execute on function api.payment_totals(uuid, text, text, text, uuid, boolean, date, date, text, boolean)
 to authenticated;
+
+-- The CSV a page at a time, for a client that streams it: every cell goes through
+-- api.csv_cell, a function call each (about 0.25 s per 1,000 payments), so one statement for a
+-- practice's million payments would outlast any statement timeout; a page of 1,000 does not.
+create function api.payment_csv_lines(
+    p_practice_id uuid,
+    p_kind text default null,
+    p_status text default null,
+    p_source text default null,
+    p_category_id uuid default null,
+    p_has_invoice boolean default null,
+    p_from date default null,
+    p_to date default null,
+    p_search text default null,
+    p_recurring boolean default null,
+    p_after jsonb default null,
+    p_limit integer default 1000
+)
+returns table (line text, cursor jsonb)
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_timezone text := api.practice_timezone(p_practice_id);
+begin
+    if p_after is null then  -- the first page starts with the header
+        return query select
+            'payment_id,created_at,time_zone,kind,type,status,source,recurring,amount,patient_name,'
+            || 'programmes,invoice_number,card_type,card_last4,auth_code,contract_id' || e'\r\n',
+            null::jsonb;
+    end if;
+    return query
+    select
+        (
+            select string_agg(api.csv_cell(x.v), ',' order by x.n)
+            from unnest(array[
+                l.id::text, to_char(l.mx_created_at at time zone v_timezone, 'YYYY-MM-DD HH24:MI:SS'),
+                v_timezone, l.kind, l.type, l.status, l.source, l.recurring::text, l.amount::text,
+                l.patient_name, array_to_string(l.programmes, '; '), l.invoice_number, l.card_type,
+                l.card_last4, l.auth_code, l.contract_id::text
+            ]) with ordinality as x (v, n)
+        ) || e'\r\n',
+        l.cursor
+    from api.list_payments(
+        p_practice_id, p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to,
+        p_search, p_recurring, p_after, p_limit
+    ) as l;
+end
+$$;
+comment on function api.payment_csv_lines(
+    uuid, text, text, text, uuid, boolean, date, date, text, boolean, jsonb, integer
+) is
+'One page of the payments CSV (api.list_payments'' filters and keyset page), a line per payment with its cursor, the header first on the first page (p_after null); times in the practice''s time zone; every field through api.csv_cell (no cell a spreadsheet runs as a formula).';
+revoke all on function api.payment_csv_lines(
+    uuid, text, text, text, uuid, boolean, date, date, text, boolean, jsonb, integer
+) from public;
+grant execute on function api.payment_csv_lines(
+    uuid, text, text, text, uuid, boolean, date, date, text, boolean, jsonb, integer
+) to authenticated;
 
 create function api.export_payments_csv(
     p_practice_id uuid,
@@ -296,45 +372,22 @@ declare
     v_rows integer;
     v_chunk text;
     v_chunks text[] := '{}';  -- appended in place, joined once: no copy of the whole text per page
-    v_timezone text;
-    v_header constant text := 'payment_id,created_at,time_zone,kind,type,status,source,recurring,amount,patient_name,'
-        || 'programmes,invoice_number,card_type,card_last4,auth_code,contract_id' || e'\r\n';
 begin
-    select pr.timezone into v_timezone from app.practices as pr where pr.id = p_practice_id;
-    v_timezone := coalesce(v_timezone, 'UTC');
     loop
-        select
-            count(*),
-            string_agg(
-                (
-                    select string_agg(api.csv_cell(x.v), ',' order by x.n)
-                    from unnest(array[
-                        l.id::text, to_char(l.mx_created_at at time zone v_timezone, 'YYYY-MM-DD HH24:MI:SS'),
-                        v_timezone, l.kind, l.type, l.status, l.source, l.recurring::text, l.amount::text,
-                        l.patient_name, array_to_string(l.programmes, '; '), l.invoice_number, l.card_type,
-                        l.card_last4, l.auth_code, l.contract_id::text
-                    ]) with ordinality as x (v, n)
-                ) || e'\r\n',
-                '' order by l.ord
-            ),
-            (array_agg(l.cursor order by l.ord desc))[1]
+        select count(c.cursor), string_agg(c.line, '' order by c.ord), (array_agg(c.cursor order by c.ord desc))[1]
         into v_rows, v_chunk, v_after
-        from api.list_payments(
+        from api.payment_csv_lines(
             p_practice_id, p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to,
             p_search, p_recurring, v_after, v_page
-        ) with ordinality as l (
-            id, practice_id, patient_id, patient_name, kind, status, type, source, recurring, amount,
-            mx_created_at, invoice_number, card_type, card_last4, auth_code, programmes, invoice_ids,
-            contract_id, cursor, ord
-        );
+        ) with ordinality as c (line, cursor, ord);
         v_chunks := v_chunks || coalesce(v_chunk, '');
         exit when v_rows < v_page;
     end loop;
-    return v_header || array_to_string(v_chunks, '');
+    return array_to_string(v_chunks, '');
 end
 $$;
 comment on function api.export_payments_csv(uuid, text, text, text, uuid, boolean, date, date, text, boolean) is
-'The payments list (same filters, newest first) as CSV with a header row, every row, times in the practice''s time zone; every field through api.csv_cell (no cell a spreadsheet runs as a formula).';
+'The payments list (same filters, newest first) as one CSV text with a header row (api.payment_csv_lines, page after page): for filters of up to some ten thousand payments; stream larger ones page by page.';
 revoke all on function api.export_payments_csv(uuid, text, text, text, uuid, boolean, date, date, text, boolean)
 from public;
 grant execute on function api.export_payments_csv(

@@ -184,46 +184,23 @@ declare
     v_rows integer;
     v_chunk text;
     v_chunks text[] := '{}';  -- appended in place, joined once: no copy of the whole text per page
-    v_timezone text;
-    v_header constant text := 'payment_id,created_at,time_zone,kind,type,status,source,recurring,amount,patient_name,'
-        || 'programmes,invoice_number,card_type,card_last4,auth_code,contract_id' || e'\r\n';
 begin
-    select pr.timezone into v_timezone from app.practices as pr where pr.id = p_practice_id;
-    v_timezone := coalesce(v_timezone, 'UTC');
     loop
-        select
-            count(*),
-            string_agg(
-                (
-                    select string_agg(api.csv_cell(x.v), ',' order by x.n)
-                    from unnest(array[
-                        l.id::text, to_char(l.mx_created_at at time zone v_timezone, 'YYYY-MM-DD HH24:MI:SS'),
-                        v_timezone, l.kind, l.type, l.status, l.source, l.recurring::text, l.amount::text,
-                        l.patient_name, array_to_string(l.programmes, '; '), l.invoice_number, l.card_type,
-                        l.card_last4, l.auth_code, l.contract_id::text
-                    ]) with ordinality as x (v, n)
-                ) || e'\r\n',
-                '' order by l.ord
-            ),
-            (array_agg(l.cursor order by l.ord desc))[1]
+        select count(c.cursor), string_agg(c.line, '' order by c.ord), (array_agg(c.cursor order by c.ord desc))[1]
         into v_rows, v_chunk, v_after
-        from api.list_payments(
+        from api.payment_csv_lines(
             p_practice_id, p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to,
             p_search, p_recurring, v_after, v_page
-        ) with ordinality as l (
-            id, practice_id, patient_id, patient_name, kind, status, type, source, recurring, amount,
-            mx_created_at, invoice_number, card_type, card_last4, auth_code, programmes, invoice_ids,
-            contract_id, cursor, ord
-        );
+        ) with ordinality as c (line, cursor, ord);
         v_chunks := v_chunks || coalesce(v_chunk, '');
         exit when v_rows < v_page;
     end loop;
-    return v_header || array_to_string(v_chunks, '');
+    return array_to_string(v_chunks, '');
 end
 $$;
 
 -- COMMENT: FUNCTION export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
-COMMENT ON FUNCTION api.export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) IS 'The payments list (same filters, newest first) as CSV with a header row, every row, times in the practice''s time zone; every field through api.csv_cell (no cell a spreadsheet runs as a formula).';
+COMMENT ON FUNCTION api.export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) IS 'The payments list (same filters, newest first) as one CSV text with a header row (api.payment_csv_lines, page after page): for filters of up to some ten thousand payments; stream larger ones page by page.';
 
 -- ACL: FUNCTION export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
 REVOKE ALL ON FUNCTION api.export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) FROM PUBLIC;
@@ -393,14 +370,14 @@ begin
         $q$
         select f.*, jsonb_build_object('t', f.mx_created_at, 'id', f.id)
         from (%s) as f
-        where $9::timestamptz is null or (f.mx_created_at, f.id) < ($9, $10)
+        where $10::timestamptz is null or (f.mx_created_at, f.id) < ($10, $11)
         order by f.mx_created_at desc, f.id desc
-        limit $11
+        limit $12
         $q$,
         v_sql
     )
     using p_practice_id, p_kind, p_status, p_source, p_category_id, p_from, p_to, p_search,
-        v_after_at, v_after_id, v_limit;
+        api.practice_timezone(p_practice_id), v_after_at, v_after_id, v_limit;
 end
 $_$;
 
@@ -522,6 +499,46 @@ COMMENT ON FUNCTION api.patient_detail(p_patient_id uuid) IS 'One patient with m
 REVOKE ALL ON FUNCTION api.patient_detail(p_patient_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.patient_detail(p_patient_id uuid) TO authenticated;
 
+-- FUNCTION: payment_csv_lines(uuid, text, text, text, uuid, boolean, date, date, text, boolean, jsonb, integer)
+CREATE FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text DEFAULT NULL::text, p_status text DEFAULT NULL::text, p_source text DEFAULT NULL::text, p_category_id uuid DEFAULT NULL::uuid, p_has_invoice boolean DEFAULT NULL::boolean, p_from date DEFAULT NULL::date, p_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_recurring boolean DEFAULT NULL::boolean, p_after jsonb DEFAULT NULL::jsonb, p_limit integer DEFAULT 1000) RETURNS TABLE(line text, cursor jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_timezone text := api.practice_timezone(p_practice_id);
+begin
+    if p_after is null then  -- the first page starts with the header
+        return query select
+            'payment_id,created_at,time_zone,kind,type,status,source,recurring,amount,patient_name,'
+            || 'programmes,invoice_number,card_type,card_last4,auth_code,contract_id' || e'\r\n',
+            null::jsonb;
+    end if;
+    return query
+    select
+        (
+            select string_agg(api.csv_cell(x.v), ',' order by x.n)
+            from unnest(array[
+                l.id::text, to_char(l.mx_created_at at time zone v_timezone, 'YYYY-MM-DD HH24:MI:SS'),
+                v_timezone, l.kind, l.type, l.status, l.source, l.recurring::text, l.amount::text,
+                l.patient_name, array_to_string(l.programmes, '; '), l.invoice_number, l.card_type,
+                l.card_last4, l.auth_code, l.contract_id::text
+            ]) with ordinality as x (v, n)
+        ) || e'\r\n',
+        l.cursor
+    from api.list_payments(
+        p_practice_id, p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to,
+        p_search, p_recurring, p_after, p_limit
+    ) as l;
+end
+$$;
+
+-- COMMENT: FUNCTION payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer)
+COMMENT ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) IS 'One page of the payments CSV (api.list_payments'' filters and keyset page), a line per payment with its cursor, the header first on the first page (p_after null); times in the practice''s time zone; every field through api.csv_cell (no cell a spreadsheet runs as a formula).';
+
+-- ACL: FUNCTION payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer)
+REVOKE ALL ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) TO authenticated;
+
 -- FUNCTION: payment_filter_sql(text, text, text, uuid, boolean, date, date, text, boolean)
 CREATE FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
@@ -537,7 +554,6 @@ declare
         end$k$;
     v_recurring constant text := $r$
         (p.source = 'Recurring' or exists (select from app.contract_payments as cp where cp.payment_id = p.id))$r$;
-    v_zone constant text := '(select pr.timezone from app.practices as pr where pr.id = $1)';
     v_where text := 'p.practice_id = $1';
 begin
     if p_kind is not null and p_kind not in ('sale', 'refund', 'decline', 'other') then
@@ -571,13 +587,13 @@ begin
         v_where := v_where || case when p_has_invoice then ' and ' else ' and not ' end
             || 'exists (select from app.payment_invoices as pi where pi.payment_id = p.id)';
     end if;
-    -- whole days in the practice's time zone, from the first instant of p_from to the first
-    -- instant after p_to (RLS: an unknown practice has no zone, and no payments either)
+    -- whole days in the practice's time zone ($9, a value, not a subquery: the bounds become
+    -- constants of the index range), from the first instant of p_from to the first after p_to
     if p_from is not null then
-        v_where := v_where || ' and p.mx_created_at >= ($6::timestamp at time zone ' || v_zone || ')';
+        v_where := v_where || ' and p.mx_created_at >= ($6::timestamp at time zone $9)';
     end if;
     if p_to is not null then
-        v_where := v_where || ' and p.mx_created_at < (($7 + 1)::timestamp at time zone ' || v_zone || ')';
+        v_where := v_where || ' and p.mx_created_at < (($7 + 1)::timestamp at time zone $9)';
     end if;
     -- a name compared as app.patients.name_key is built; %, _ and \ in the search are characters
     if nullif(trim(p_search), '') is not null then
@@ -619,7 +635,7 @@ end
 $_$;
 
 -- COMMENT: FUNCTION payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
-COMMENT ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) IS 'The query behind api.list_payments, api.payment_totals and api.export_payments_csv (one definition of the filter and of sale, refund, decline; no data read): parameters $1 practice, $2 kind, $3 status, $4 source, $5 programme, $6 from, $7 to, $8 search. Checks the values (22023).';
+COMMENT ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) IS 'The query behind api.list_payments, api.payment_totals and api.export_payments_csv (one definition of the filter and of sale, refund, decline; no data read): parameters $1 practice, $2 kind, $3 status, $4 source, $5 programme, $6 from, $7 to, $8 search, $9 the practice''s time zone. Checks the values (22023).';
 
 -- ACL: FUNCTION payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
 REVOKE ALL ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) FROM PUBLIC;
@@ -654,7 +670,8 @@ begin
         $q$,
         v_sql
     )
-    using p_practice_id, p_kind, p_status, p_source, p_category_id, p_from, p_to, p_search;
+    using p_practice_id, p_kind, p_status, p_source, p_category_id, p_from, p_to, p_search,
+        api.practice_timezone(p_practice_id);
 end
 $_$;
 
@@ -856,6 +873,21 @@ COMMENT ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to d
 -- ACL: FUNCTION practice_revenue(p_practice_id uuid, p_from date, p_to date)
 REVOKE ALL ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to date) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.practice_revenue(p_practice_id uuid, p_from date, p_to date) TO authenticated;
+
+-- FUNCTION: practice_timezone(uuid)
+CREATE FUNCTION api.practice_timezone(p_practice_id uuid) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select coalesce((select pr.timezone from app.practices as pr where pr.id = p_practice_id), 'UTC')
+$$;
+
+-- COMMENT: FUNCTION practice_timezone(p_practice_id uuid)
+COMMENT ON FUNCTION api.practice_timezone(p_practice_id uuid) IS 'The practice''s time zone, UTC for a practice the caller cannot see: what "a day" means in its lists and exports.';
+
+-- ACL: FUNCTION practice_timezone(p_practice_id uuid)
+REVOKE ALL ON FUNCTION api.practice_timezone(p_practice_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.practice_timezone(p_practice_id uuid) TO authenticated;
 
 -- FUNCTION: rename_category(uuid, text)
 CREATE FUNCTION api.rename_category(p_category_id uuid, p_name text) RETURNS void

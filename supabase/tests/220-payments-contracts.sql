@@ -6,7 +6,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(44);
+select plan(50);
 
 select tests.create_practice('Clinic P', 'clinic-p') as practice \gset
 select tests.create_practice('Clinic Q', 'clinic-q') as practice_q \gset
@@ -201,6 +201,21 @@ select is(
     'CSV of a filter: only its rows'
 );
 
+-- the CSV in pages: the header on the first page only, a cursor per payment line
+select is(
+    array(select left(c.line, 14) from api.payment_csv_lines(:'practice', p_limit => 2) as c),
+    array['payment_id,cre', '14005,2026-02-', '14004,2026-02-'],
+    'first CSV page: the header, then the lines'
+);
+select c.cursor as csv_cursor from api.payment_csv_lines(:'practice', p_limit => 2) as c
+where c.line like '14004,%' \gset
+select is(
+    array(select left(c.line, 6) from api.payment_csv_lines(:'practice', p_after => :'csv_cursor', p_limit => 2) as c),
+    array['14003,', '14002,'],
+    'next CSV page: no header, the lines after the cursor'
+);
+select is(api.practice_timezone(:'practice'), 'America/Chicago', 'the practice''s time zone for its members');
+
 -- contracts: the practice's, every status as MX wrote it, no raw column, linked memberships
 select is(
     array(select c.id || ':' || c.status from api.contracts as c order by c.id),
@@ -255,6 +270,11 @@ select is(
     || 'invoice_number,card_type,card_last4,auth_code,contract_id' || e'\r\n',
     'staff of another practice: P''s export is the header alone'
 );
+select is(
+    (select count(*) from api.payment_csv_lines(:'practice') as c where c.cursor is not null), 0::bigint,
+    'staff of another practice: no CSV line of P'
+);
+select is(api.practice_timezone(:'practice'), 'UTC', 'staff of another practice: not P''s time zone');
 select is(array(select c.id from api.contracts as c), array[35001]::bigint[], 'staff of Q: only Q''s contract');
 select is(
     (select count(*) from api.contract_payments as cp where cp.practice_id = :'practice'),
@@ -277,6 +297,9 @@ select throws_ok(
     format($$ select api.export_payments_csv(%L) $$, :'practice'), '42501', null, 'anon cannot export'
 );
 select throws_ok($$ select * from api.contracts $$, '42501', null, 'anon cannot read contracts');
+select throws_ok(
+    format($$ select * from api.payment_csv_lines(%L) $$, :'practice'), '42501', null, 'anon cannot read CSV lines'
+);
 select tests.clear_authentication();
 
 select * from finish();

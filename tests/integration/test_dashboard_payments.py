@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from dashboard import routes_payments
 from tests.integration.test_dashboard_routes import (  # the same signed-in visitors
     MEMBERS_A,
     OUTSIDERS,
@@ -251,3 +252,22 @@ def test_contracts_list_and_detail(dash: Dash, visitors: dict[str, Visitor]) -> 
     mine = visitors["staff_a"].get(f"/p/{a.id}/contracts?patient={patient}").text
     assert mine.count('data-testid="contract-row"') == 1
     assert visitors["staff_a"].get(f"/p/{a.id}/contracts/999999999").status_code == 404
+
+
+def test_csv_export_streams_page_after_page(
+    dash: Dash, visitors: dict[str, Visitor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 10 (1,000 in production): the header once, every payment once, in list order."""
+    monkeypatch.setattr(routes_payments, "CSV_PAGE", 10)
+    a = dash.world.a
+    response = visitors["staff_a"].get(f"/p/{a.id}/payments/export.csv")
+    assert response.status_code == 200
+    assert response.text.count("payment_id,created_at") == 1
+    ids = [int(r["payment_id"]) for r in csv.DictReader(io.StringIO(response.text))]
+    expected = owner_sql(
+        dash,
+        "select id from app.payments where practice_id = %s order by mx_created_at desc, id desc",
+        (a.id,),
+    )
+    assert ids == [r[0] for r in expected]
+    assert len(ids) > 20  # three pages
