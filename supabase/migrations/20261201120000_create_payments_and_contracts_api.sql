@@ -12,8 +12,15 @@
 --     sale, a refund and a decline are), so that the totals always count the listed rows;
 --   * api.contracts (without the raw MX JSON, which members may not read) and
 --     api.contract_payments (which payments a contract billed).
--- No new index: the list walks payments_practice_created_idx, a patient search can use
--- payments_patient_created_idx, and the totals read the practice's rows once.
+-- Indexes: the list walks payments_practice_created_idx, a patient search can use
+-- payments_patient_created_idx, and the totals read the practice's rows once. One new, partial
+-- index for the rare kinds: declines and refunds are a few percent of a practice's payments,
+-- and without it a page of them (or their totals) read the whole practice (0.9 s for the
+-- refunds of a practice with a million payments, 35 ms with it).
+create index payments_practice_declines_refunds_idx on app.payments (practice_id, mx_created_at desc, id desc)
+where status = 'Declined' or type in ('Return', 'Refund');
+comment on index app.payments_practice_declines_refunds_idx is
+'Declines and refunds of a practice, newest first (api.list_payments / payment_totals with p_kind decline or refund).';
 
 -- What a payment is, as the lists and totals count it:
 --   decline: MX declined it (status Declined), whatever its type;
@@ -37,13 +44,15 @@ immutable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_kind constant text := $k$
-        case
-            when p.status = 'Declined' then 'decline'
-            when p.type in ('Return', 'Refund') then 'refund'
-            when p.type in ('Sale', 'SaleCompletion') and p.status in ('Approved', 'Settled') then 'sale'
-            else 'other'
-        end$k$;
+    -- each kind once; a filter on one kind is its own condition, so that the planner can use
+    -- payments_practice_declines_refunds_idx for the rare ones
+    v_decline constant text := $c$p.status = 'Declined'$c$;
+    v_refund constant text := $c$p.type in ('Return', 'Refund') and not p.status = 'Declined'$c$;
+    v_sale constant text := $c$p.type in ('Sale', 'SaleCompletion') and p.status in ('Approved', 'Settled')$c$;
+    v_kind constant text := format(
+        $k$case when %s then 'decline' when %s then 'refund' when %s then 'sale' else 'other' end$k$,
+        v_decline, v_refund, v_sale
+    );
     v_recurring constant text := $r$
         (p.source = 'Recurring' or exists (select from app.contract_payments as cp where cp.payment_id = p.id))$r$;
     v_where text := 'p.practice_id = $1';
@@ -62,7 +71,12 @@ begin
     end if;
 
     if p_kind is not null then
-        v_where := v_where || ' and ' || v_kind || ' = $2';
+        v_where := v_where || ' and ' || case p_kind
+            when 'decline' then v_decline
+            when 'refund' then '(' || v_refund || ')'
+            when 'sale' then '(' || v_sale || ')'
+            else v_kind || ' = $2'
+        end;
     end if;
     if p_status is not null then
         v_where := v_where || ' and p.status = $3';

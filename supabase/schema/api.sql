@@ -545,13 +545,15 @@ CREATE FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
-    v_kind constant text := $k$
-        case
-            when p.status = 'Declined' then 'decline'
-            when p.type in ('Return', 'Refund') then 'refund'
-            when p.type in ('Sale', 'SaleCompletion') and p.status in ('Approved', 'Settled') then 'sale'
-            else 'other'
-        end$k$;
+    -- each kind once; a filter on one kind is its own condition, so that the planner can use
+    -- payments_practice_declines_refunds_idx for the rare ones
+    v_decline constant text := $c$p.status = 'Declined'$c$;
+    v_refund constant text := $c$p.type in ('Return', 'Refund') and not p.status = 'Declined'$c$;
+    v_sale constant text := $c$p.type in ('Sale', 'SaleCompletion') and p.status in ('Approved', 'Settled')$c$;
+    v_kind constant text := format(
+        $k$case when %s then 'decline' when %s then 'refund' when %s then 'sale' else 'other' end$k$,
+        v_decline, v_refund, v_sale
+    );
     v_recurring constant text := $r$
         (p.source = 'Recurring' or exists (select from app.contract_payments as cp where cp.payment_id = p.id))$r$;
     v_where text := 'p.practice_id = $1';
@@ -570,7 +572,12 @@ begin
     end if;
 
     if p_kind is not null then
-        v_where := v_where || ' and ' || v_kind || ' = $2';
+        v_where := v_where || ' and ' || case p_kind
+            when 'decline' then v_decline
+            when 'refund' then '(' || v_refund || ')'
+            when 'sale' then '(' || v_sale || ')'
+            else v_kind || ' = $2'
+        end;
     end if;
     if p_status is not null then
         v_where := v_where || ' and p.status = $3';

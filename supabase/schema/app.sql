@@ -1144,6 +1144,12 @@ CREATE INDEX payments_patient_created_idx ON app.payments USING btree (patient_i
 -- INDEX: payments_practice_created_idx
 CREATE INDEX payments_practice_created_idx ON app.payments USING btree (practice_id, mx_created_at DESC, id DESC);
 
+-- INDEX: payments_practice_declines_refunds_idx
+CREATE INDEX payments_practice_declines_refunds_idx ON app.payments USING btree (practice_id, mx_created_at DESC, id DESC) WHERE ((status = 'Declined'::text) OR (type = ANY (ARRAY['Return'::text, 'Refund'::text])));
+
+-- COMMENT: INDEX payments_practice_declines_refunds_idx
+COMMENT ON INDEX app.payments_practice_declines_refunds_idx IS 'Declines and refunds of a practice, newest first (api.list_payments / payment_totals with p_kind decline or refund).';
+
 -- INDEX: payments_unlinked_original_idx
 CREATE INDEX payments_unlinked_original_idx ON app.payments USING btree (mx_original_id) WHERE ((original_payment_id IS NULL) AND (mx_original_id IS NOT NULL));
 

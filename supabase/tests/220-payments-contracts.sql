@@ -6,7 +6,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(50);
+select plan(52);
 
 select tests.create_practice('Clinic P', 'clinic-p') as practice \gset
 select tests.create_practice('Clinic Q', 'clinic-q') as practice_q \gset
@@ -254,6 +254,21 @@ select throws_ok(
 select throws_ok(
     format($$ select api.export_payments_csv(%L, p_status => repeat('x', 65)) $$, :'practice'),
     '22023', 'p_status and p_source are at most 64 characters', 'so does the export'
+);
+select tests.clear_authentication();
+
+-- a voided sale: kind other, listed and counted, in no sum
+select tests.process_payment(
+    4004,
+    tests.payment_json(14006, 4004, '2026-02-06 15:00+00', 'Voided', 'Sale', 'QuickPay', 5.00, 'Bob Beta')
+);
+select tests.authenticate_as(:'admin');
+select is(array(select l.id from api.list_payments(:'practice', p_kind => 'other') as l), array[14006]::bigint[],
+    'kind other: a voided sale');
+select is(
+    (select row(t.*)::text from api.payment_totals(:'practice') as t),
+    row(6, 3, 360.50, 1, 40.00, 1, 100.00, 320.50)::text,
+    'a voided sale is counted among the payments, in no sum'
 );
 select tests.clear_authentication();
 
