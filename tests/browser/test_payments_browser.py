@@ -80,6 +80,9 @@ def test_filter_payments_see_totals_change_and_export(page: Page, dash: Dash) ->
     page.get_by_test_id("view-recurring").click()
     expect(page).to_have_url(re.compile(r"view=recurring"))
     expect(page.get_by_test_id("payment-row")).to_have_count(1)
+    page.get_by_test_id("clear-filters").click()
+    expect(page).to_have_url(re.compile(r"/payments\?view=recurring$"))
+    expect(page.get_by_test_id("kind-filter")).to_have_value("")
 
     # contracts: the list, one contract and its payments
     page.get_by_test_id("nav-contracts").click()
