@@ -21,7 +21,7 @@ from dashboard.auth import Identity
 from dashboard.db import Conn, fetch_all, fetch_one
 from dashboard.pages import db_message, page
 from dashboard.query import BadQuery
-from dashboard.reads import read_practice
+from dashboard.reads import check_programme, read_practice
 from dashboard.runtime import Runtime
 
 # the same filter arguments for the list, the totals and the export (PaymentQuery.api_args)
@@ -94,18 +94,6 @@ def _like(text: str) -> str | None:
     return f"%{escaped}%"
 
 
-async def _check_programme(conn: Conn, practice_id: uuid.UUID, programme: str | None) -> None:
-    if programme is None:
-        return
-    found = await fetch_one(
-        conn,
-        "select 1 as ok from api.categories where id = %s and practice_id = %s",
-        (programme, practice_id),
-    )
-    if found is None:
-        raise NotFoundException("no such programme")
-
-
 async def _csv_page(
     conn: Conn, args: dict[str, Any], after: dict[str, Any] | None
 ) -> tuple[bytes, dict[str, Any] | None]:
@@ -128,7 +116,8 @@ async def payments_context(
 ) -> dict[str, Any]:
     """Everything the payments page shows, read through `api` in the caller's transaction."""
     practice = await read_practice(conn, practice_id)
-    await _check_programme(conn, practice_id, query.programme)
+    if query.programme:
+        await check_programme(conn, practice_id, query.programme)
     categories = await fetch_all(
         conn,
         "select id, name from api.categories where practice_id = %s order by sort_order, name",
@@ -198,7 +187,8 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         args = query.api_args() | {"practice": practice_id}
         async with rt.user(identity) as conn:
             practice = await read_practice(conn, practice_id)
-            await _check_programme(conn, practice_id, query.programme)
+            if query.programme:
+                await check_programme(conn, practice_id, query.programme)
             first = await _csv_page(conn, args, None)
 
         async def pages() -> AsyncIterator[bytes]:
