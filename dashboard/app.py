@@ -36,6 +36,7 @@ from dashboard import (
     routes_operator,
     routes_ops,
     routes_patients,
+    routes_payments,
     routes_practices,
     routes_team,
 )
@@ -134,6 +135,7 @@ def create_app(settings: DashboardSettings) -> Litestar:
             *routes_events.routes(rt),
             *routes_team.routes(rt),
             *routes_operator.routes(rt),
+            *routes_payments.routes(rt),
             *routes_live.routes(rt),
             *routes_auth.routes(rt),
             *routes_ops.routes(rt),

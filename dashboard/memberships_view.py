@@ -6,13 +6,12 @@ import uuid
 from typing import Any, Final
 
 import psycopg
-from litestar.exceptions import NotFoundException
 from psycopg.types.json import Jsonb
 
 from dashboard import query as q
-from dashboard.db import Conn, fetch_all, fetch_one
+from dashboard.db import Conn, fetch_all
 from dashboard.pages import db_message
-from dashboard.reads import read_columns, read_practice, read_referrals
+from dashboard.reads import check_programme, read_columns, read_practice, read_referrals
 
 LIST_SQL: Final = """
 select * from api.list_memberships(
@@ -38,13 +37,7 @@ TABS_SQL: Final = "select tab, label, member_count from api.membership_tab_count
 
 async def list_context_checks(conn: Conn, practice_id: uuid.UUID, query: q.MembershipQuery) -> None:
     if query.programme_id:
-        found = await fetch_one(
-            conn,
-            "select 1 as ok from api.categories where id = %s and practice_id = %s",
-            (query.programme_id, practice_id),
-        )
-        if found is None:
-            raise NotFoundException("no such programme")
+        await check_programme(conn, practice_id, query.programme_id)
     if query.referral:
         codes = {r["code"] for r in await read_referrals(conn, practice_id)}
         if query.referral not in codes:

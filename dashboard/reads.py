@@ -45,6 +45,17 @@ async def read_membership(
     return row
 
 
+async def check_programme(conn: Conn, practice_id: uuid.UUID, programme_id: str) -> None:
+    """A programme id from a filter: one of this practice's that the user sees, else 404."""
+    found = await fetch_one(
+        conn,
+        "select 1 as ok from api.categories where id = %s and practice_id = %s",
+        (programme_id, practice_id),
+    )
+    if found is None:
+        raise NotFoundException("no such programme")
+
+
 async def read_columns(conn: Conn) -> list[str]:
     row = await fetch_one(conn, "select membership_columns from api.user_preferences")
     return list(row["membership_columns"]) if row else list(q.DEFAULT_COLUMNS)

@@ -109,6 +109,13 @@ def main() -> int:
         "team": (f"/p/{a.id}/team", world.users["owner_a"]),
         "memberships-viewer": (f"/p/{a.id}/memberships", world.users["viewer_a"]),
         "operator": ("/operator", "operator@example.test"),
+        "payments": (f"/p/{a.id}/payments", world.users["owner_a"]),
+        "payments-filtered": (
+            f"/p/{a.id}/payments?view=recurring&kind=decline",
+            world.users["owner_a"],
+        ),
+        "contracts": (f"/p/{a.id}/contracts", world.users["owner_a"]),
+        "contract": (f"/p/{a.id}/contracts/{a.contracts['Adam Abbot']}", world.users["owner_a"]),
     }
     del nobody
     try:

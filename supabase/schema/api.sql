@@ -188,6 +188,39 @@ COMMENT ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p
 REVOKE ALL ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.export_memberships_csv(p_practice_id uuid, p_tab text, p_status text[], p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_last_paid_from date, p_last_paid_to date) TO authenticated;
 
+-- FUNCTION: export_payments_csv(uuid, text, text, text, uuid, boolean, date, date, text, boolean)
+CREATE FUNCTION api.export_payments_csv(p_practice_id uuid, p_kind text DEFAULT NULL::text, p_status text DEFAULT NULL::text, p_source text DEFAULT NULL::text, p_category_id uuid DEFAULT NULL::uuid, p_has_invoice boolean DEFAULT NULL::boolean, p_from date DEFAULT NULL::date, p_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_recurring boolean DEFAULT NULL::boolean) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_page constant integer := 1000;
+    v_after jsonb;
+    v_rows integer;
+    v_chunk text;
+    v_chunks text[] := '{}';  -- appended in place, joined once: no copy of the whole text per page
+begin
+    loop
+        select count(c.cursor), string_agg(c.line, '' order by c.ord), (array_agg(c.cursor order by c.ord desc))[1]
+        into v_rows, v_chunk, v_after
+        from api.payment_csv_lines(
+            p_practice_id, p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to,
+            p_search, p_recurring, v_after, v_page
+        ) with ordinality as c (line, cursor, ord);
+        v_chunks := v_chunks || coalesce(v_chunk, '');
+        exit when v_rows < v_page;
+    end loop;
+    return array_to_string(v_chunks, '');
+end
+$$;
+
+-- COMMENT: FUNCTION export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
+COMMENT ON FUNCTION api.export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) IS 'The payments list (same filters, newest first) as one CSV text with a header row (api.payment_csv_lines, page after page): for filters of up to some ten thousand payments; stream larger ones page by page.';
+
+-- ACL: FUNCTION export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
+REVOKE ALL ON FUNCTION api.export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.export_payments_csv(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) TO authenticated;
+
 -- FUNCTION: invite_practice_member(uuid, text, text)
 CREATE FUNCTION api.invite_practice_member(p_practice_id uuid, p_email text, p_role text) RETURNS text
     LANGUAGE sql
@@ -352,6 +385,54 @@ COMMENT ON FUNCTION api.list_one_time_purchases(p_practice_id uuid, p_tab text, 
 REVOKE ALL ON FUNCTION api.list_one_time_purchases(p_practice_id uuid, p_tab text, p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.list_one_time_purchases(p_practice_id uuid, p_tab text, p_google_review boolean, p_referral_source text, p_fulfillment text, p_started_from date, p_started_to date, p_search text, p_sort text, p_after jsonb, p_limit integer) TO authenticated;
 
+-- FUNCTION: list_payments(uuid, text, text, text, uuid, boolean, date, date, text, boolean, jsonb, integer)
+CREATE FUNCTION api.list_payments(p_practice_id uuid, p_kind text DEFAULT NULL::text, p_status text DEFAULT NULL::text, p_source text DEFAULT NULL::text, p_category_id uuid DEFAULT NULL::uuid, p_has_invoice boolean DEFAULT NULL::boolean, p_from date DEFAULT NULL::date, p_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_recurring boolean DEFAULT NULL::boolean, p_after jsonb DEFAULT NULL::jsonb, p_limit integer DEFAULT 50) RETURNS TABLE(id bigint, practice_id uuid, patient_id uuid, patient_name text, kind text, status text, type text, source text, recurring boolean, amount numeric, mx_created_at timestamp with time zone, invoice_number text, card_type text, card_last4 text, auth_code text, programmes text[], invoice_ids bigint[], contract_id bigint, cursor jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_sql text := api.payment_filter_sql(
+        p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to, p_search, p_recurring
+    );
+    v_after_at timestamptz;
+    v_after_id bigint;
+    v_limit integer := least(greatest(coalesce(p_limit, 50), 1), 1000);
+begin
+    if p_after is not null then
+        begin
+            v_after_at := (p_after ->> 't')::timestamptz;
+            v_after_id := (p_after ->> 'id')::bigint;
+        exception when invalid_text_representation or invalid_datetime_format or datetime_field_overflow
+            or numeric_value_out_of_range then
+            raise exception 'p_after is not a page cursor' using errcode = '22023';
+        end;
+        if v_after_at is null or v_after_id is null then
+            raise exception 'p_after is not a page cursor' using errcode = '22023';
+        end if;
+    end if;
+
+    return query execute format(
+        $q$
+        select f.*, jsonb_build_object('t', f.mx_created_at, 'id', f.id)
+        from (%s) as f
+        where $10::timestamptz is null or (f.mx_created_at, f.id) < ($10, $11)
+        order by f.mx_created_at desc, f.id desc
+        limit $12
+        $q$,
+        v_sql
+    )
+    using p_practice_id, p_kind, p_status, p_source, p_category_id, p_from, p_to, p_search,
+        api.practice_timezone(p_practice_id), v_after_at, v_after_id, v_limit;
+end
+$_$;
+
+-- COMMENT: FUNCTION list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer)
+COMMENT ON FUNCTION api.list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) IS 'Payments of a practice, newest first: kind (sale, refund, decline, other: see api.payment_filter_sql), MX status, source, programme, with or without an invoice, created between (whole days in the practice''s time zone), patient name search, recurring only; keyset page (cursor of the last row in p_after), at most 1,000 rows.';
+
+-- ACL: FUNCTION list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer)
+REVOKE ALL ON FUNCTION api.list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) TO authenticated;
+
 -- FUNCTION: membership_tab_counts(uuid)
 CREATE FUNCTION api.membership_tab_counts(p_practice_id uuid) RETURNS TABLE(tab text, category_id uuid, label text, sort_order integer, member_count bigint)
     LANGUAGE plpgsql STABLE
@@ -477,6 +558,196 @@ COMMENT ON FUNCTION api.patient_detail(p_patient_id uuid) IS 'One patient with m
 -- ACL: FUNCTION patient_detail(p_patient_id uuid)
 REVOKE ALL ON FUNCTION api.patient_detail(p_patient_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.patient_detail(p_patient_id uuid) TO authenticated;
+
+-- FUNCTION: payment_csv_lines(uuid, text, text, text, uuid, boolean, date, date, text, boolean, jsonb, integer)
+CREATE FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text DEFAULT NULL::text, p_status text DEFAULT NULL::text, p_source text DEFAULT NULL::text, p_category_id uuid DEFAULT NULL::uuid, p_has_invoice boolean DEFAULT NULL::boolean, p_from date DEFAULT NULL::date, p_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_recurring boolean DEFAULT NULL::boolean, p_after jsonb DEFAULT NULL::jsonb, p_limit integer DEFAULT 1000) RETURNS TABLE(line text, cursor jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_timezone text := api.practice_timezone(p_practice_id);
+begin
+    if p_after is null then  -- the first page starts with the header
+        return query select
+            'payment_id,created_at,time_zone,kind,type,status,source,recurring,amount,patient_name,'
+            || 'programmes,invoice_number,card_type,card_last4,auth_code,contract_id' || e'\r\n',
+            null::jsonb;
+    end if;
+    return query
+    select
+        (
+            select string_agg(api.csv_cell(x.v), ',' order by x.n)
+            from unnest(array[
+                l.id::text, to_char(l.mx_created_at at time zone v_timezone, 'YYYY-MM-DD HH24:MI:SS'),
+                v_timezone, l.kind, l.type, l.status, l.source, l.recurring::text, l.amount::text,
+                l.patient_name, array_to_string(l.programmes, '; '), l.invoice_number, l.card_type,
+                l.card_last4, l.auth_code, l.contract_id::text
+            ]) with ordinality as x (v, n)
+        ) || e'\r\n',
+        l.cursor
+    from api.list_payments(
+        p_practice_id, p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to,
+        p_search, p_recurring, p_after, p_limit
+    ) as l;
+end
+$$;
+
+-- COMMENT: FUNCTION payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer)
+COMMENT ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) IS 'One page of the payments CSV (api.list_payments'' filters and keyset page), a line per payment with its cursor, the header first on the first page (p_after null); times in the practice''s time zone; every field through api.csv_cell (no cell a spreadsheet runs as a formula).';
+
+-- ACL: FUNCTION payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer)
+REVOKE ALL ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) TO authenticated;
+
+-- FUNCTION: payment_filter_sql(text, text, text, uuid, boolean, date, date, text, boolean)
+CREATE FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    -- each kind once; a filter on one kind is its own condition, so that the planner can use
+    -- payments_practice_declines_refunds_idx for the rare ones
+    v_decline constant text := $c$p.status = 'Declined'$c$;
+    v_refund constant text := $c$p.type in ('Return', 'Refund') and not p.status = 'Declined'$c$;
+    v_sale constant text := $c$p.type in ('Sale', 'SaleCompletion') and p.status in ('Approved', 'Settled')$c$;
+    v_kind constant text := format(
+        $k$case when %s then 'decline' when %s then 'refund' when %s then 'sale' else 'other' end$k$,
+        v_decline, v_refund, v_sale
+    );
+    v_recurring constant text := $r$
+        (p.source = 'Recurring' or exists (select from app.contract_payments as cp where cp.payment_id = p.id))$r$;
+    v_where text := 'p.practice_id = $1';
+begin
+    if p_kind is not null and p_kind not in ('sale', 'refund', 'decline', 'other') then
+        raise exception 'p_kind must be sale, refund, decline or other' using errcode = '22023';
+    end if;
+    if length(p_status) > 64 or length(p_source) > 64 then
+        raise exception 'p_status and p_source are at most 64 characters' using errcode = '22023';
+    end if;
+    if length(p_search) > 100 then
+        raise exception 'p_search is at most 100 characters' using errcode = '22023';
+    end if;
+    if p_from > p_to then
+        raise exception 'p_from must not be after p_to' using errcode = '22023';
+    end if;
+
+    if p_kind is not null then
+        v_where := v_where || ' and ' || case p_kind
+            when 'decline' then v_decline
+            when 'refund' then '(' || v_refund || ')'
+            when 'sale' then '(' || v_sale || ')'
+            else v_kind || ' = $2'
+        end;
+    end if;
+    if p_status is not null then
+        v_where := v_where || ' and p.status = $3';
+    end if;
+    if p_source is not null then
+        v_where := v_where || ' and p.source = $4';
+    end if;
+    if p_category_id is not null then
+        v_where := v_where || ' and exists (select from app.payment_invoices as pi'
+            || ' inner join app.invoice_lines as l on l.invoice_id = pi.invoice_id'
+            || ' where pi.payment_id = p.id and l.category_id = $5)';
+    end if;
+    if p_has_invoice is not null then
+        v_where := v_where || case when p_has_invoice then ' and ' else ' and not ' end
+            || 'exists (select from app.payment_invoices as pi where pi.payment_id = p.id)';
+    end if;
+    -- whole days in the practice's time zone ($9, a value, not a subquery: the bounds become
+    -- constants of the index range), from the first instant of p_from to the first after p_to
+    if p_from is not null then
+        v_where := v_where || ' and p.mx_created_at >= ($6::timestamp at time zone $9)';
+    end if;
+    if p_to is not null then
+        v_where := v_where || ' and p.mx_created_at < (($7 + 1)::timestamp at time zone $9)';
+    end if;
+    -- a name compared as app.patients.name_key is built; %, _ and \ in the search are characters
+    if nullif(trim(p_search), '') is not null then
+        v_where := v_where || $s$ and p.patient_id in (select s.id from app.patients as s
+            where s.practice_id = $1 and s.name_key like '%' || replace(replace(replace(
+                lower(regexp_replace(trim($8), '\s+', ' ', 'g')), '\', '\\'), '%', '\%'), '_', '\_') || '%')$s$;
+    end if;
+    if p_recurring is not null then
+        v_where := v_where || case when p_recurring then ' and ' else ' and not ' end || v_recurring;
+    end if;
+
+    return format(
+        $q$
+        select
+            p.id, p.practice_id, p.patient_id, coalesce(pt.name, p.customer_name) as patient_name,
+            %1$s as kind, p.status, p.type, p.source, %2$s as recurring, p.amount::numeric as amount,
+            p.mx_created_at, p.invoice_number, p.card_type, p.card_last4, p.auth_code,
+            array(
+                select distinct c.name
+                from app.payment_invoices as pi
+                inner join app.invoice_lines as l on l.invoice_id = pi.invoice_id
+                inner join app.categories as c on c.id = l.category_id
+                where pi.payment_id = p.id
+                order by c.name
+            ) as programmes,
+            array(
+                select pi.invoice_id from app.payment_invoices as pi
+                where pi.payment_id = p.id order by pi.invoice_id
+            ) as invoice_ids,
+            (select min(cp.contract_id) from app.contract_payments as cp where cp.payment_id = p.id)
+                as contract_id
+        from app.payments as p
+        left join app.patients as pt on pt.id = p.patient_id
+        where %3$s
+        $q$,
+        v_kind, v_recurring, v_where
+    );
+end
+$_$;
+
+-- COMMENT: FUNCTION payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
+COMMENT ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) IS 'The query behind api.list_payments, api.payment_totals and api.export_payments_csv (one definition of the filter and of sale, refund, decline; no data read): parameters $1 practice, $2 kind, $3 status, $4 source, $5 programme, $6 from, $7 to, $8 search, $9 the practice''s time zone. Checks the values (22023).';
+
+-- ACL: FUNCTION payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
+REVOKE ALL ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) TO authenticated;
+
+-- FUNCTION: payment_totals(uuid, text, text, text, uuid, boolean, date, date, text, boolean)
+CREATE FUNCTION api.payment_totals(p_practice_id uuid, p_kind text DEFAULT NULL::text, p_status text DEFAULT NULL::text, p_source text DEFAULT NULL::text, p_category_id uuid DEFAULT NULL::uuid, p_has_invoice boolean DEFAULT NULL::boolean, p_from date DEFAULT NULL::date, p_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_recurring boolean DEFAULT NULL::boolean) RETURNS TABLE(payment_count bigint, sales_count bigint, sales_amount numeric, refunds_count bigint, refunds_amount numeric, declines_count bigint, declines_amount numeric, net_amount numeric)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_sql text := api.payment_filter_sql(
+        p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to, p_search, p_recurring
+    );
+begin
+    -- refunds count by their size whatever sign MX gives them; net = sales - refunds
+    return query execute format(
+        $q$
+        select
+            count(*),
+            count(*) filter (where f.kind = 'sale'),
+            coalesce(sum(f.amount) filter (where f.kind = 'sale'), 0)::numeric(12, 2),
+            count(*) filter (where f.kind = 'refund'),
+            coalesce(sum(abs(f.amount)) filter (where f.kind = 'refund'), 0)::numeric(12, 2),
+            count(*) filter (where f.kind = 'decline'),
+            coalesce(sum(f.amount) filter (where f.kind = 'decline'), 0)::numeric(12, 2),
+            (
+                coalesce(sum(f.amount) filter (where f.kind = 'sale'), 0)
+                - coalesce(sum(abs(f.amount)) filter (where f.kind = 'refund'), 0)
+            )::numeric(12, 2)
+        from (%s) as f
+        $q$,
+        v_sql
+    )
+    using p_practice_id, p_kind, p_status, p_source, p_category_id, p_from, p_to, p_search,
+        api.practice_timezone(p_practice_id);
+end
+$_$;
+
+-- COMMENT: FUNCTION payment_totals(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
+COMMENT ON FUNCTION api.payment_totals(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) IS 'Totals of api.list_payments for the same filter: payments, sales (succeeded; count and amount), refunds, declines, net = sales - refunds.';
+
+-- ACL: FUNCTION payment_totals(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
+REVOKE ALL ON FUNCTION api.payment_totals(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.payment_totals(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) TO authenticated;
 
 -- FUNCTION: practice_metrics(uuid, date, date)
 CREATE FUNCTION api.practice_metrics(p_practice_id uuid, p_from date, p_to date) RETURNS TABLE(category_id uuid, category_name text, active_at_start bigint, active_at_end bigint, past_due_at_end bigint, mrr numeric, new_members bigint, canceled bigint, reactivated bigint, churn_rate numeric, delinquency_churned bigint)
@@ -684,6 +955,21 @@ COMMENT ON FUNCTION api.practice_team(p_practice_id uuid) IS 'Owners: the practi
 -- ACL: FUNCTION practice_team(p_practice_id uuid)
 REVOKE ALL ON FUNCTION api.practice_team(p_practice_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.practice_team(p_practice_id uuid) TO authenticated;
+
+-- FUNCTION: practice_timezone(uuid)
+CREATE FUNCTION api.practice_timezone(p_practice_id uuid) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select coalesce((select pr.timezone from app.practices as pr where pr.id = p_practice_id), 'UTC')
+$$;
+
+-- COMMENT: FUNCTION practice_timezone(p_practice_id uuid)
+COMMENT ON FUNCTION api.practice_timezone(p_practice_id uuid) IS 'The practice''s time zone, UTC for a practice the caller cannot see: what "a day" means in its lists and exports.';
+
+-- ACL: FUNCTION practice_timezone(p_practice_id uuid)
+REVOKE ALL ON FUNCTION api.practice_timezone(p_practice_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.practice_timezone(p_practice_id uuid) TO authenticated;
 
 -- FUNCTION: remove_practice_member(uuid, uuid)
 CREATE FUNCTION api.remove_practice_member(p_practice_id uuid, p_user_id uuid) RETURNS boolean
@@ -1094,6 +1380,55 @@ COMMENT ON VIEW api.category_rules IS 'Keyword rules in force per practice: its 
 
 -- ACL: TABLE category_rules
 GRANT SELECT ON TABLE api.category_rules TO authenticated;
+
+-- VIEW: contract_payments
+CREATE VIEW api.contract_payments WITH (security_invoker='true') AS
+ SELECT cp.contract_id,
+    cp.payment_id,
+    cp.practice_id
+   FROM app.contract_payments cp;
+
+-- COMMENT: VIEW contract_payments
+COMMENT ON VIEW api.contract_payments IS 'Which payments each MX contract billed (join api.payments on payment_id).';
+
+-- ACL: TABLE contract_payments
+GRANT SELECT ON TABLE api.contract_payments TO authenticated;
+
+-- VIEW: contracts
+CREATE VIEW api.contracts WITH (security_invoker='true') AS
+ SELECT c.id,
+    c.practice_id,
+    c.merchant_account_id,
+    c.patient_id,
+    c.subscription_id,
+    c.name,
+    c.customer_name,
+    c.billing_interval,
+    c.every,
+    c.bill_on,
+    c.amount,
+    c.type,
+    c.status,
+    c.status_changed_at,
+    c.start_date,
+    c.next_bill_date,
+    c.last_invoice_date,
+    c.has_declined_payment,
+    c.currency_code,
+    c.fetched_at,
+    c.created_at,
+    c.updated_at,
+    ARRAY( SELECT m.id
+           FROM app.memberships m
+          WHERE (m.contract_id = c.id)
+          ORDER BY m.id) AS membership_ids
+   FROM app.contracts c;
+
+-- COMMENT: VIEW contracts
+COMMENT ON VIEW api.contracts IS 'MX recurring-billing contracts of the user''s practices (MX''s status text as it comes; no raw MX JSON), with the memberships each bills.';
+
+-- ACL: TABLE contracts
+GRANT SELECT ON TABLE api.contracts TO authenticated;
 
 -- VIEW: invoice_lines
 CREATE VIEW api.invoice_lines WITH (security_invoker='true') AS

@@ -567,6 +567,171 @@ GRANT SELECT(count_repeat_purchases),UPDATE(count_repeat_purchases) ON TABLE app
 -- ACL: COLUMN practices.default_billing_interval
 GRANT SELECT(default_billing_interval),UPDATE(default_billing_interval) ON TABLE app.practices TO authenticated;
 
+-- TABLE: contract_payments
+CREATE TABLE app.contract_payments (
+    contract_id bigint NOT NULL,
+    payment_id bigint NOT NULL,
+    practice_id uuid NOT NULL
+);
+
+-- COMMENT: TABLE contract_payments
+COMMENT ON TABLE app.contract_payments IS 'Payments an MX recurring contract billed (GET /contract/payment).';
+
+-- CONSTRAINT: contract_payments contract_payments_pkey
+ALTER TABLE ONLY app.contract_payments
+    ADD CONSTRAINT contract_payments_pkey PRIMARY KEY (contract_id, payment_id);
+
+-- INDEX: contract_payments_payment_id_idx
+CREATE INDEX contract_payments_payment_id_idx ON app.contract_payments USING btree (payment_id);
+
+-- INDEX: contract_payments_practice_id_idx
+CREATE INDEX contract_payments_practice_id_idx ON app.contract_payments USING btree (practice_id);
+
+-- FK CONSTRAINT: contract_payments contract_payments_contract_id_fkey
+ALTER TABLE ONLY app.contract_payments
+    ADD CONSTRAINT contract_payments_contract_id_fkey FOREIGN KEY (contract_id) REFERENCES app.contracts(id) ON DELETE CASCADE;
+
+-- FK CONSTRAINT: contract_payments contract_payments_practice_id_fkey
+ALTER TABLE ONLY app.contract_payments
+    ADD CONSTRAINT contract_payments_practice_id_fkey FOREIGN KEY (practice_id) REFERENCES app.practices(id) ON DELETE CASCADE;
+
+-- ROW SECURITY: contract_payments
+ALTER TABLE app.contract_payments ENABLE ROW LEVEL SECURITY;
+
+-- POLICY: contract_payments contract_payments_select
+CREATE POLICY contract_payments_select ON app.contract_payments FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
+
+-- ACL: TABLE contract_payments
+GRANT SELECT ON TABLE app.contract_payments TO authenticated;
+
+-- TABLE: contracts
+CREATE TABLE app.contracts (
+    id bigint NOT NULL,
+    practice_id uuid NOT NULL,
+    merchant_account_id uuid NOT NULL,
+    patient_id uuid,
+    subscription_id bigint,
+    name text,
+    customer_name text,
+    billing_interval text,
+    every text,
+    bill_on text,
+    amount numeric(12,2),
+    type text,
+    status text,
+    status_changed_at timestamp with time zone,
+    start_date date,
+    next_bill_date date,
+    last_invoice_date date,
+    has_declined_payment boolean,
+    currency_code text,
+    raw jsonb NOT NULL,
+    fetched_at timestamp with time zone NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- COMMENT: TABLE contracts
+COMMENT ON TABLE app.contracts IS 'An MX Merchant recurring-billing contract.';
+
+-- CONSTRAINT: contracts contracts_pkey
+ALTER TABLE ONLY app.contracts
+    ADD CONSTRAINT contracts_pkey PRIMARY KEY (id);
+
+-- INDEX: contracts_patient_id_idx
+CREATE INDEX contracts_patient_id_idx ON app.contracts USING btree (patient_id);
+
+-- INDEX: contracts_practice_id_idx
+CREATE INDEX contracts_practice_id_idx ON app.contracts USING btree (practice_id);
+
+-- FK CONSTRAINT: contracts contracts_merchant_account_id_fkey
+ALTER TABLE ONLY app.contracts
+    ADD CONSTRAINT contracts_merchant_account_id_fkey FOREIGN KEY (merchant_account_id) REFERENCES app.merchant_accounts(id);
+
+-- FK CONSTRAINT: contracts contracts_patient_id_fkey
+ALTER TABLE ONLY app.contracts
+    ADD CONSTRAINT contracts_patient_id_fkey FOREIGN KEY (patient_id) REFERENCES app.patients(id);
+
+-- FK CONSTRAINT: contracts contracts_patient_same_practice_fkey
+ALTER TABLE ONLY app.contracts
+    ADD CONSTRAINT contracts_patient_same_practice_fkey FOREIGN KEY (patient_id, practice_id) REFERENCES app.patients(id, practice_id);
+
+-- FK CONSTRAINT: contracts contracts_practice_id_fkey
+ALTER TABLE ONLY app.contracts
+    ADD CONSTRAINT contracts_practice_id_fkey FOREIGN KEY (practice_id) REFERENCES app.practices(id) ON DELETE CASCADE;
+
+-- ROW SECURITY: contracts
+ALTER TABLE app.contracts ENABLE ROW LEVEL SECURITY;
+
+-- POLICY: contracts contracts_select
+CREATE POLICY contracts_select ON app.contracts FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
+
+-- ACL: COLUMN contracts.id
+GRANT SELECT(id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.practice_id
+GRANT SELECT(practice_id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.merchant_account_id
+GRANT SELECT(merchant_account_id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.patient_id
+GRANT SELECT(patient_id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.subscription_id
+GRANT SELECT(subscription_id) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.name
+GRANT SELECT(name) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.customer_name
+GRANT SELECT(customer_name) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.billing_interval
+GRANT SELECT(billing_interval) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.every
+GRANT SELECT(every) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.bill_on
+GRANT SELECT(bill_on) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.amount
+GRANT SELECT(amount) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.type
+GRANT SELECT(type) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.status
+GRANT SELECT(status) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.status_changed_at
+GRANT SELECT(status_changed_at) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.start_date
+GRANT SELECT(start_date) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.next_bill_date
+GRANT SELECT(next_bill_date) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.last_invoice_date
+GRANT SELECT(last_invoice_date) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.has_declined_payment
+GRANT SELECT(has_declined_payment) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.currency_code
+GRANT SELECT(currency_code) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.fetched_at
+GRANT SELECT(fetched_at) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.created_at
+GRANT SELECT(created_at) ON TABLE app.contracts TO authenticated;
+
+-- ACL: COLUMN contracts.updated_at
+GRANT SELECT(updated_at) ON TABLE app.contracts TO authenticated;
+
 -- TABLE: invoice_lines
 CREATE TABLE app.invoice_lines (
     invoice_id bigint NOT NULL,
@@ -978,6 +1143,12 @@ CREATE INDEX payments_patient_created_idx ON app.payments USING btree (patient_i
 
 -- INDEX: payments_practice_created_idx
 CREATE INDEX payments_practice_created_idx ON app.payments USING btree (practice_id, mx_created_at DESC, id DESC);
+
+-- INDEX: payments_practice_declines_refunds_idx
+CREATE INDEX payments_practice_declines_refunds_idx ON app.payments USING btree (practice_id, mx_created_at DESC, id DESC) WHERE ((status = 'Declined'::text) OR (type = ANY (ARRAY['Return'::text, 'Refund'::text])));
+
+-- COMMENT: INDEX payments_practice_declines_refunds_idx
+COMMENT ON INDEX app.payments_practice_declines_refunds_idx IS 'Declines and refunds of a practice, newest first (api.list_payments / payment_totals with p_kind decline or refund).';
 
 -- INDEX: payments_unlinked_original_idx
 CREATE INDEX payments_unlinked_original_idx ON app.payments USING btree (mx_original_id) WHERE ((original_payment_id IS NULL) AND (mx_original_id IS NOT NULL));
@@ -1844,171 +2015,6 @@ ALTER TABLE ONLY app.alert_log
 
 -- ROW SECURITY: alert_log
 ALTER TABLE app.alert_log ENABLE ROW LEVEL SECURITY;
-
--- TABLE: contract_payments
-CREATE TABLE app.contract_payments (
-    contract_id bigint NOT NULL,
-    payment_id bigint NOT NULL,
-    practice_id uuid NOT NULL
-);
-
--- COMMENT: TABLE contract_payments
-COMMENT ON TABLE app.contract_payments IS 'Payments an MX recurring contract billed (GET /contract/payment).';
-
--- CONSTRAINT: contract_payments contract_payments_pkey
-ALTER TABLE ONLY app.contract_payments
-    ADD CONSTRAINT contract_payments_pkey PRIMARY KEY (contract_id, payment_id);
-
--- INDEX: contract_payments_payment_id_idx
-CREATE INDEX contract_payments_payment_id_idx ON app.contract_payments USING btree (payment_id);
-
--- INDEX: contract_payments_practice_id_idx
-CREATE INDEX contract_payments_practice_id_idx ON app.contract_payments USING btree (practice_id);
-
--- FK CONSTRAINT: contract_payments contract_payments_contract_id_fkey
-ALTER TABLE ONLY app.contract_payments
-    ADD CONSTRAINT contract_payments_contract_id_fkey FOREIGN KEY (contract_id) REFERENCES app.contracts(id) ON DELETE CASCADE;
-
--- FK CONSTRAINT: contract_payments contract_payments_practice_id_fkey
-ALTER TABLE ONLY app.contract_payments
-    ADD CONSTRAINT contract_payments_practice_id_fkey FOREIGN KEY (practice_id) REFERENCES app.practices(id) ON DELETE CASCADE;
-
--- ROW SECURITY: contract_payments
-ALTER TABLE app.contract_payments ENABLE ROW LEVEL SECURITY;
-
--- POLICY: contract_payments contract_payments_select
-CREATE POLICY contract_payments_select ON app.contract_payments FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
-
--- ACL: TABLE contract_payments
-GRANT SELECT ON TABLE app.contract_payments TO authenticated;
-
--- TABLE: contracts
-CREATE TABLE app.contracts (
-    id bigint NOT NULL,
-    practice_id uuid NOT NULL,
-    merchant_account_id uuid NOT NULL,
-    patient_id uuid,
-    subscription_id bigint,
-    name text,
-    customer_name text,
-    billing_interval text,
-    every text,
-    bill_on text,
-    amount numeric(12,2),
-    type text,
-    status text,
-    status_changed_at timestamp with time zone,
-    start_date date,
-    next_bill_date date,
-    last_invoice_date date,
-    has_declined_payment boolean,
-    currency_code text,
-    raw jsonb NOT NULL,
-    fetched_at timestamp with time zone NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
--- COMMENT: TABLE contracts
-COMMENT ON TABLE app.contracts IS 'An MX Merchant recurring-billing contract.';
-
--- CONSTRAINT: contracts contracts_pkey
-ALTER TABLE ONLY app.contracts
-    ADD CONSTRAINT contracts_pkey PRIMARY KEY (id);
-
--- INDEX: contracts_patient_id_idx
-CREATE INDEX contracts_patient_id_idx ON app.contracts USING btree (patient_id);
-
--- INDEX: contracts_practice_id_idx
-CREATE INDEX contracts_practice_id_idx ON app.contracts USING btree (practice_id);
-
--- FK CONSTRAINT: contracts contracts_merchant_account_id_fkey
-ALTER TABLE ONLY app.contracts
-    ADD CONSTRAINT contracts_merchant_account_id_fkey FOREIGN KEY (merchant_account_id) REFERENCES app.merchant_accounts(id);
-
--- FK CONSTRAINT: contracts contracts_patient_id_fkey
-ALTER TABLE ONLY app.contracts
-    ADD CONSTRAINT contracts_patient_id_fkey FOREIGN KEY (patient_id) REFERENCES app.patients(id);
-
--- FK CONSTRAINT: contracts contracts_patient_same_practice_fkey
-ALTER TABLE ONLY app.contracts
-    ADD CONSTRAINT contracts_patient_same_practice_fkey FOREIGN KEY (patient_id, practice_id) REFERENCES app.patients(id, practice_id);
-
--- FK CONSTRAINT: contracts contracts_practice_id_fkey
-ALTER TABLE ONLY app.contracts
-    ADD CONSTRAINT contracts_practice_id_fkey FOREIGN KEY (practice_id) REFERENCES app.practices(id) ON DELETE CASCADE;
-
--- ROW SECURITY: contracts
-ALTER TABLE app.contracts ENABLE ROW LEVEL SECURITY;
-
--- POLICY: contracts contracts_select
-CREATE POLICY contracts_select ON app.contracts FOR SELECT TO authenticated USING ((practice_id IN ( SELECT unnest(private.current_practice_ids()) AS unnest)));
-
--- ACL: COLUMN contracts.id
-GRANT SELECT(id) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.practice_id
-GRANT SELECT(practice_id) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.merchant_account_id
-GRANT SELECT(merchant_account_id) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.patient_id
-GRANT SELECT(patient_id) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.subscription_id
-GRANT SELECT(subscription_id) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.name
-GRANT SELECT(name) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.customer_name
-GRANT SELECT(customer_name) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.billing_interval
-GRANT SELECT(billing_interval) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.every
-GRANT SELECT(every) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.bill_on
-GRANT SELECT(bill_on) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.amount
-GRANT SELECT(amount) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.type
-GRANT SELECT(type) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.status
-GRANT SELECT(status) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.status_changed_at
-GRANT SELECT(status_changed_at) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.start_date
-GRANT SELECT(start_date) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.next_bill_date
-GRANT SELECT(next_bill_date) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.last_invoice_date
-GRANT SELECT(last_invoice_date) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.has_declined_payment
-GRANT SELECT(has_declined_payment) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.currency_code
-GRANT SELECT(currency_code) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.fetched_at
-GRANT SELECT(fetched_at) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.created_at
-GRANT SELECT(created_at) ON TABLE app.contracts TO authenticated;
-
--- ACL: COLUMN contracts.updated_at
-GRANT SELECT(updated_at) ON TABLE app.contracts TO authenticated;
 
 -- TABLE: legacy_workflow_pending
 CREATE TABLE app.legacy_workflow_pending (

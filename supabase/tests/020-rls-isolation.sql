@@ -6,7 +6,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(377);
+select plan(391);
 
 -- ---------------------------------------------------------------------------
 -- Fixtures: practice A (two patients, three memberships) and practice B (one of each);
@@ -309,7 +309,7 @@ select set_eq(
         'api.products', 'api.payments', 'api.invoices', 'api.invoice_lines', 'api.memberships',
         'api.membership_events', 'api.category_rules', 'api.product_category_changes', 'api.referral_sources',
         'api.workflow_audit', 'api.products_admin', 'api.webhook_events', 'api.webhook_event_replays',
-        'api.sync_runs', 'api.user_preferences', 'api.sync_requests'
+        'api.sync_runs', 'api.user_preferences', 'api.sync_requests', 'api.contracts', 'api.contract_payments'
     ],
     'the matrix covers every relation of api'
 );
@@ -355,6 +355,8 @@ from (
     ('api.invoice_lines', 'practice_id'),
     ('api.memberships', 'practice_id'),
     ('api.membership_events', 'practice_id'),
+    ('api.contracts', 'practice_id'),
+    ('api.contract_payments', 'practice_id'),
     ('app.practices', 'id'),
     ('app.practice_members', 'practice_id'),
     ('app.categories', 'practice_id'),

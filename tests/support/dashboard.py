@@ -26,6 +26,8 @@ from dashboard.settings import DashboardSettings
 from mxstandin.server import StandinHandle
 from tests.support.merchants import create_merchant
 from tests.support.pipeline import drain, ingest, worker_settings
+from worker.commands.sync import sync_context
+from worker.sync import Account, sync_contracts
 
 PASSWORD = "correct horse battery"
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -95,6 +97,7 @@ class Practice:
     invoices: list[int] = field(default_factory=list)
     programmes: list[str] = field(default_factory=list)
     contracts: dict[str, int] = field(default_factory=dict)  # patient name -> MX contract id
+    merchant_account_id: str = ""
 
 
 @dataclass
@@ -175,13 +178,23 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
             if n == 1:  # a declined renewal: past due
                 declined = state.create_sale(mid, contract_id=sale["contract"]["id"], declined=True)
                 ingest(owner_url, merchant.token, declined["webhook"])
+            if n == 2:  # a partial refund (the payments page's refunds)
+                refund = state.create_refund(sale["payment"]["id"], amount="50")
+                ingest(owner_url, merchant.token, refund["webhook"])
         if label == "A":  # enough for two pages of 25
             for n in range(20):
                 customer = state.create_customer(mid, name=f"Zed Patient {n:02d}")["id"]
                 sale = state.create_sale(mid, customer_id=customer, lines=[TRT], source="Recurring")
                 ingest(owner_url, merchant.token, sale["webhook"])
+        practice.merchant_account_id = str(merchant.merchant_account_id)
         practices.append(practice)
-    await drain(worker_settings(owner_url, standin.base_url, scheduler_enabled=False))
+    settings = worker_settings(owner_url, standin.base_url, scheduler_enabled=False)
+    await drain(settings)
+    async with sync_context(settings) as ctx:  # app.contracts and their payments, as MX has them
+        for practice in practices:
+            account = Account(uuid.UUID(practice.merchant_account_id), practice.mx_merchant_id)
+            run = await sync_contracts(ctx, account)
+            assert run.status == "succeeded", run
 
     users: dict[str, str] = {}
     ids: dict[str, str] = {}
