@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from playwright.sync_api import Page, sync_playwright
 
 from mxstandin.server import start_standin
 from scripts import localdb
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.support.dashboard import PASSWORD, add_user, build_world, start_dashboard
+from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
+from scripts.dev_world import PASSWORD, add_user, build_world
+from scripts.procs import free_port, start, stop, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -50,9 +52,25 @@ def main() -> int:
                 "select %s, id, 'admin' from auth.users where email = %s",
                 (world.b.id, world.users["owner_a"]),
             )
-        server = start_dashboard(logins["dashboard"])
-    finally:
-        pass
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        log_dir = ROOT / ".run"
+        log_dir.mkdir(exist_ok=True)
+        server = start(
+            "screenshots-dashboard",
+            ["-m", "dashboard"],
+            {
+                "DATABASE_URL": logins["dashboard"],
+                "DASHBOARD_PORT": str(port),
+                "DASHBOARD_JWT_SECRET": secrets.token_urlsafe(32),
+                "DASHBOARD_COOKIE_SECURE": "false",  # plain http on loopback
+                "LOG_LEVEL": "WARNING",
+            },
+            log_dir,
+        )
+    except BaseException:
+        standin.stop()
+        raise
     a = world.a
     shots = {
         "sign-in": ("/auth/sign-in", None),
@@ -69,6 +87,7 @@ def main() -> int:
     }
     del nobody
     try:
+        wait_http(f"{base_url}/readyz", log_dir)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for size, (width, height) in SIZES.items():
@@ -76,7 +95,7 @@ def main() -> int:
                 for name, (path, user) in shots.items():
                     if user not in sessions:
                         context = browser.new_context(
-                            base_url=server.base_url, viewport={"width": width, "height": height}
+                            base_url=base_url, viewport={"width": width, "height": height}
                         )
                         sessions[user] = context.new_page()
                         if user:
@@ -89,7 +108,7 @@ def main() -> int:
                     print(f"screenshots: {target.relative_to(ROOT)}", flush=True)
             browser.close()
     finally:
-        server.stop()
+        stop(server)
         standin.stop()
         localdb.drop_database(DB)
     return 0
