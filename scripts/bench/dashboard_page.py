@@ -5,16 +5,17 @@
    in one transaction), alternating which goes first, ``--rounds`` times each; target: page p95 at
    most 2x the api p95.
 2. Live: the time from a committed membership change (what the worker's procedures commit; the
-   trigger's ``NOTIFY``) to the server-sent event on an open stream of that practice, while the
-   ingest benchmark's load runs at half its throughput through a real ``python -m webhook``
-   (the open-loop client of ``scripts/bench/load.py``, the ingest benchmark's bodies) and other
-   practices' memberships change in the background (``--load`` updates a second); target: p95
-   under 2 s. Half of what: ``--ingest-rate``, else half the ingest throughput ``make bench``
-   just measured (``.run/bench/results.json``), else half of what a short closed-loop run
-   against this webhook reaches here.
+   trigger's ``NOTIFY``) to the server-sent event on an open stream of that practice, while
+   ingest runs at half its throughput through a real ``python -m webhook`` and a real
+   ``python -m worker run``: the open-loop client of ``scripts/bench/load.py`` posts the
+   notifications of sales the MX stand-in knows (another practice's), each once, and the worker
+   fetches and applies them; other practices' memberships also change in the background
+   (``--load`` updates a second); target: p95 under 2 s. Half of what: ``--ingest-rate``, else
+   half the ingest throughput ``make bench`` just measured (``.run/bench/results.json``), else
+   half of what a short closed-loop run against this webhook reaches here.
 
-The dashboard and the webhook run as their own processes (``python -m dashboard`` /
-``python -m webhook``), as in production: a server in a thread of the measuring process would
+The dashboard, the webhook, the worker and the stand-in run as their own processes, as in
+production: a server in a thread of the measuring process would
 share its interpreter lock and add the lock's hand-overs to the page's times.
 
 Data: the scale generator (``sql/bench/generate_scale_data.sql``) into a database of its own,
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import random
 import secrets
@@ -57,7 +59,8 @@ from scripts.bench.harness import (
     webhook_env,
 )
 from scripts.bench.load import closed_loop, open_loop
-from scripts.procs import free_port, start, stop, wait_http
+from scripts.bench.worker import make_sales
+from scripts.procs import free_port, start, start_standin, stop, wait_http
 
 VARIANTS = {
     "by name, first page": "",
@@ -257,30 +260,26 @@ def live(
 
 
 class IngestLoad:
-    """The ingest benchmark's half load in a thread: open-loop POSTs of the ingest benchmark's
-    body (a new payment id each) to the webhook at ``rate``, in 5 s windows until stopped."""
+    """The ingest benchmark's half load in a thread: open-loop POSTs to the webhook at
+    ``rate``, in 5 s windows until stopped, of MX notifications of sales the stand-in knows
+    (each once), so the running worker fetches and applies every one of them."""
 
     WINDOW_SECONDS = 5.0
 
-    def __init__(self, port: int, token: str, merchant_id: int, rate: float) -> None:
-        self.port, self.path, self.merchant_id, self.rate = (
-            port,
-            f"/webhooks/mx/{token}",
-            merchant_id,
-            rate,
-        )
+    def __init__(self, port: int, token: str, bodies: list[bytes], rate: float) -> None:
+        self.port, self.path, self.bodies, self.rate = port, f"/webhooks/mx/{token}", bodies, rate
         self.windows: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-load", daemon=True)
 
     def _run(self) -> None:
-        window = 0
-        while not self._stop.is_set():
-            first = 4_000_000_000_000 + window * 100_000_000
+        sent = 0
+        while not self._stop.is_set() and sent < len(self.bodies):
 
-            def body_for(i: int, first: int = first) -> bytes:
-                return json.dumps(mx_body(self.merchant_id, first + i)).encode()
+            def body_for(i: int, first: int = sent) -> bytes:
+                return self.bodies[min(first + i, len(self.bodies) - 1)]
 
+            seconds = min(self.WINDOW_SECONDS, (len(self.bodies) - sent) / self.rate)
             self.windows.append(
                 uvloop.run(
                     open_loop(
@@ -289,12 +288,12 @@ class IngestLoad:
                         self.path,
                         body_for,
                         self.rate,
-                        self.WINDOW_SECONDS,
+                        seconds,
                         connections=64,
                     )
                 )
             )
-            window += 1
+            sent += self.windows[-1]["requests"]
 
     def start(self) -> None:
         self._thread.start()
@@ -305,6 +304,8 @@ class IngestLoad:
         done = self.windows
         return {
             "rate": self.rate,
+            "prepared_sales": len(self.bodies),
+            "ran_out": sum(w["requests"] for w in done) >= len(self.bodies),
             "windows": len(done),
             "ok": sum(w["ok"] for w in done),
             "errors": sum(w["errors"] for w in done),
@@ -313,6 +314,21 @@ class IngestLoad:
             else None,
             "p99_ms_worst_window": round(max(w["p99_ms"] for w in done), 1) if done else None,
         }
+
+
+def worker_progress(url: str, mx_merchant_id: int, since: dt.datetime) -> dict[str, int]:
+    """What became of the ingest load's events (received since ``since``) by the end of the
+    live run."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select count(*) filter (where status = 'processed'), "
+            "count(*) filter (where status in ('queued', 'retrying')), "
+            "count(*) filter (where status = 'dead') "
+            "from app.webhook_events where mx_merchant_id = %s and received_at >= %s",
+            (mx_merchant_id, since),
+        ).fetchone()
+    assert row is not None
+    return {"processed": row[0], "unfinished": row[1], "dead": row[2]}
 
 
 def half_ingest_rate(
@@ -383,11 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         log_level="WARNING",
     )
     base_url = f"http://127.0.0.1:{dashboard_port}"
-    merchant_id = 1_000_000_000 + random.randrange(100_000_000)
-    with psycopg.connect(url, autocommit=True) as conn:
-        ingest_token = make_practice(conn, f"Bench Live Ingest {merchant_id}", merchant_id)
     token, identity = token_for(settings.dashboard_jwt_secret, user_id, email)
+    # ids no earlier run on this database handed out (payments are never moved between
+    # merchants: the same ids again would be refused)
+    standin_proc, standin = start_standin(
+        RUN_DIR, seed=11, id_offset=random.randrange(1, 1_000_000) * 1_000_000
+    )
     procs = [
+        standin_proc,
         start(
             "bench-dashboard",
             ["-m", "dashboard"],
@@ -421,18 +440,59 @@ def main(argv: list[str] | None = None) -> int:
         wait_http(f"{base_url}/readyz", RUN_DIR)
         wait_http(f"http://127.0.0.1:{webhook_port}/readyz", RUN_DIR)
         pages = asyncio.run(measure())
-        rate, rate_source = half_ingest_rate(args, webhook_port, ingest_token, merchant_id)
+        # the ingest load: a practice onboarded as a merchant the stand-in knows
+        merchant = httpx.post(
+            f"{standin['control_url']}/merchants", json={"name": "Bench Live Ingest"}, timeout=10
+        ).json()
+        with psycopg.connect(url, autocommit=True) as conn:
+            merchant["token"] = make_practice(
+                conn,
+                f"Bench Live Ingest {merchant['merchant_id']}",
+                int(merchant["merchant_id"]),
+                merchant["consumer_key"],
+                merchant["consumer_secret"],
+            )
+        rate, rate_source = half_ingest_rate(
+            args, webhook_port, merchant["token"], int(merchant["merchant_id"])
+        )
+        # sales for the whole live run (its samples, the warm-up, a window to spare), each
+        # posted once: the worker fetches and applies every one, as in production
+        count = int(rate * (2 + args.live_samples * 0.1 + IngestLoad.WINDOW_SECONDS))
         print(
-            f"bench-dashboard: live run with webhook ingest at {rate:.0f}/s ({rate_source})",
+            f"bench-dashboard: live run with webhook ingest at {rate:.0f}/s ({rate_source}); "
+            f"{count} stand-in sales for it, and a worker",
             flush=True,
         )
-        ingest = IngestLoad(webhook_port, ingest_token, merchant_id, rate)
+        sales = asyncio.run(make_sales(standin["control_url"], [merchant], count, seed=13))
+        bodies = [json.dumps(sale["webhook"]).encode() for sale in sales]
+        with psycopg.connect(url, autocommit=True) as conn:
+            # queued before (the closed-loop run's made-up payments, an earlier run's): MX
+            # knows none of them, so out before the worker starts
+            conn.execute("delete from pgmq.q_mx_ingest")
+            started_at = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+        procs.append(
+            start(
+                "bench-worker",
+                ["-m", "worker", "run"],
+                {
+                    "DATABASE_URL": logins["worker"],
+                    "MX_BASE_URL": standin["base_url"],
+                    "SCHEDULER_ENABLED": "false",
+                    "WORKER_METRICS_PORT": "0",
+                    "ALERT_CHECK_SECONDS": "0",
+                    "LOG_LEVEL": "WARNING",
+                },
+                RUN_DIR,
+            )
+        )
+        ingest = IngestLoad(webhook_port, merchant["token"], bodies, rate)
         ingest.start()
-        time.sleep(1.5)  # its bodies built and its requests flowing before the first sample
+        time.sleep(1.5)  # its requests flowing before the first sample
         try:
             live_result = live(url, base_url, token, practice, args.live_samples, args.load)
         finally:
             ingest_result = ingest.stop()
+            ingest_result["worker"] = worker_progress(url, int(merchant["merchant_id"]), started_at)
     finally:
         stop(*procs)
     ingest_result["rate_source"] = rate_source
@@ -469,7 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{live_result['samples']}, with {args.load:g} background updates/s and webhook ingest "
         f"at {ingest_result['achieved_rate']}/s of {rate:.0f}/s asked ({rate_source}; "
         f"{ingest_result['ok']} accepted, {ingest_result['errors']} errors, worst window p99 "
-        f"{ingest_result['p99_ms_worst_window']} ms); target p95 < 2 s: "
+        f"{ingest_result['p99_ms_worst_window']} ms; the worker meanwhile: "
+        f"{ingest_result['worker']['processed']} processed, "
+        f"{ingest_result['worker']['unfinished']} still queued, "
+        f"{ingest_result['worker']['dead']} dead); target p95 < 2 s: "
         f"{'yes' if live_met else 'no'}"
     )
     print(f"Load average after the run: {load_after}")
