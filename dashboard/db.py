@@ -5,7 +5,6 @@ read and write then goes through the ``api`` schema under RLS."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from common import db_pool
 from dashboard.auth import Identity
 from dashboard.settings import DashboardSettings
 
@@ -29,23 +29,13 @@ class DatabaseUnavailable(Exception):
 
 
 def make_pool(settings: DashboardSettings) -> AsyncConnectionPool[Any]:
-    kwargs: dict[str, Any] = {
-        "autocommit": True,  # transactions are explicit (one per request)
-        "prepare_threshold": settings.db_prepare_threshold,
-        "connect_timeout": max(1, math.ceil(settings.db_connect_timeout_seconds)),
-        "application_name": "mx-dashboard",
-        "row_factory": dict_row,
-    }
-    return AsyncConnectionPool(
-        conninfo=settings.database_url,
-        min_size=min(settings.db_pool_min_size, settings.db_pool_max_size),
-        max_size=settings.db_pool_max_size,
-        kwargs=kwargs,
-        open=False,
-        timeout=settings.db_connect_timeout_seconds,
-        reconnect_timeout=10,
-        check=AsyncConnectionPool.check_connection,
+    """The dashboard's pool: rows as dicts, every connection checked before use."""
+    return db_pool.make_pool(
+        settings,
         name="mx-dashboard",
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=10,
+        row_factory=dict_row,
     )
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from markupsafe import Markup
 
 INTERVALS = {
     "monthly": "month",
@@ -92,10 +95,30 @@ def label(value: Any) -> str:
     return LABELS.get(str(value), str(value).replace("_", " "))
 
 
+def options_by_selected(choices: Iterable[Mapping[str, Any]]) -> dict[Any, Markup]:
+    """A select that every row repeats (referral source): its ``<option>``s rendered once per
+    page for each choice selected (key: the choice's ``code``; ``None``: none selected), so a
+    row picks one string instead of looping and escaping every option again."""
+    pairs = [(str(c["code"]), str(c["label"])) for c in choices]
+
+    def render(selected: str | None) -> Markup:
+        return Markup("").join(
+            Markup('<option value="{}"{}>{}</option>').format(
+                code, Markup(" selected") if code == selected else "", text
+            )
+            for code, text in pairs
+        )
+
+    options: dict[Any, Markup] = {code: render(code) for code, _ in pairs}
+    options[None] = render(None)
+    return options
+
+
 FILTERS = {
     "money": money,
     "per_interval": per_interval,
     "date": date,
     "datetime": datetime,
     "label": label,
+    "options_by_selected": options_by_selected,
 }

@@ -119,6 +119,35 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             base=f"/p/{practice_id}/memberships",
         )
 
+    async def _change_row(
+        conn: Conn,
+        practice_id: uuid.UUID,
+        membership_id: uuid.UUID,
+        call: str,
+        params: tuple[Any, ...],
+        refused_prefix: str = "",
+    ) -> dict[str, Any] | Template:
+        """One audited ``api`` change of a row (404 first when RLS hides the practice or the
+        row), in a savepoint; a refusal comes back as the row with its message (the row's
+        template), a success as the call's ``result`` row for the caller to word."""
+        await read_practice(conn, practice_id)
+        await read_membership(conn, practice_id, membership_id)
+        try:
+            async with conn.transaction():
+                row = await fetch_one(conn, call, params)
+        except psycopg.errors.Error as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                raise
+            refusal = refusal_of(exc)
+            return await _row_response(
+                conn,
+                practice_id,
+                membership_id,
+                f"{refused_prefix}{refusal.message}",
+                refusal.status,
+            )
+        return row or {}
+
     @get("/p/{practice_id:uuid}/memberships/{membership_id:uuid}/row")
     async def membership_row(
         practice_id: uuid.UUID, membership_id: uuid.UUID, identity: Identity
@@ -153,21 +182,15 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         else:
             raise q.BadQuery([f"field must be one of {', '.join(WORKFLOW_FIELDS)}"])
         async with rt.user(identity) as conn:
-            await read_practice(conn, practice_id)
-            await read_membership(conn, practice_id, membership_id)
-            try:
-                async with conn.transaction():
-                    await conn.execute(
-                        "select api.update_membership_workflow(%s, %s)",
-                        (membership_id, Jsonb(changes)),
-                    )
-            except psycopg.errors.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
-                    raise
-                refusal = refusal_of(exc)
-                return await _row_response(
-                    conn, practice_id, membership_id, refusal.message, refusal.status
-                )
+            done = await _change_row(
+                conn,
+                practice_id,
+                membership_id,
+                "select api.update_membership_workflow(%s, %s) as result",
+                (membership_id, Jsonb(changes)),
+            )
+            if isinstance(done, Template):
+                return done
             return await _row_response(conn, practice_id, membership_id, ok="Saved")
 
     @post("/p/{practice_id:uuid}/memberships/{membership_id:uuid}/status")
@@ -183,27 +206,17 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             raise q.BadQuery(["action must be pause, cancel or reactivate"])
         reason = (data.get("reason") or "").strip()
         async with rt.user(identity) as conn:
-            await read_practice(conn, practice_id)
-            await read_membership(conn, practice_id, membership_id)
-            try:
-                async with conn.transaction():
-                    row = await fetch_one(
-                        conn,
-                        "select api.set_membership_status(%s, %s, %s) as status",
-                        (membership_id, status, reason),
-                    )
-            except psycopg.errors.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
-                    raise
-                refusal = refusal_of(exc)
-                return await _row_response(
-                    conn,
-                    practice_id,
-                    membership_id,
-                    f"Refused: {refusal.message}",
-                    refusal.status,
-                )
-            new_status = (row or {}).get("status")
+            done = await _change_row(
+                conn,
+                practice_id,
+                membership_id,
+                "select api.set_membership_status(%s, %s, %s) as result",
+                (membership_id, status, reason),
+                refused_prefix="Refused: ",
+            )
+            if isinstance(done, Template):
+                return done
+            new_status = done.get("result")
             note = f"Done: now {label_of(new_status)}"
             if new_status != status:
                 note = (

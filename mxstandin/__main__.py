@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", type=int, default=None, help="seed for generated data/faults")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API call")
+    parser.add_argument(
+        "--id-offset",
+        type=int,
+        default=0,
+        help="added to every id handed out (runs against one database never repeat an id)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -32,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    handle = start_standin(args.port, args.host, seed=args.seed, latency_ms=args.latency_ms)
+    handle = start_standin(
+        args.port, args.host, seed=args.seed, latency_ms=args.latency_ms, id_offset=args.id_offset
+    )
     print(
         json.dumps(
             {"base_url": handle.base_url, "control_url": handle.control_url, "port": handle.port}

@@ -522,10 +522,11 @@ def start_standin(
     seed: int | None = None,
     latency_ms: float = 0.0,
     startup_timeout: float = 10.0,
+    id_offset: int = 0,
 ) -> StandinHandle:
     """Start the stand-in in a background thread (its own event loop) and wait until it
     serves. Stop it with ``handle.stop()`` (or use it as a context manager)."""
-    state = state or StandinState(seed=seed)
+    state = state or StandinState(seed=seed, id_offset=id_offset)
     if latency_ms:
         state.configure(latency_ms=latency_ms)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

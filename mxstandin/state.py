@@ -207,8 +207,11 @@ class Credential:
 class StandinState:
     """Everything the stand-in knows. Thread-safe."""
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, id_offset: int = 0) -> None:
         self.lock = threading.RLock()
+        # added to every id the stand-in hands out: runs against one database (a benchmark
+        # reusing its data) then never hand out an id an earlier run's rows hold
+        self.id_offset = id_offset
         self._init(seed)
 
     def _init(self, seed: int | None) -> None:
@@ -230,14 +233,14 @@ class StandinState:
         self.faults: list[Fault] = []
         self.counters: Counter[str] = Counter()
         self.status_counters: Counter[str] = Counter()
-        self._merchant_ids = itertools.count(1000012345)
-        self._customer_ids = itertools.count(30000001)
-        self._payment_ids = itertools.count(4000000012345678)
-        self._invoice_ids = itertools.count(7100000001)
+        self._merchant_ids = itertools.count(1000012345 + self.id_offset)
+        self._customer_ids = itertools.count(30000001 + self.id_offset)
+        self._payment_ids = itertools.count(4000000012345678 + self.id_offset)
+        self._invoice_ids = itertools.count(7100000001 + self.id_offset)
         self._invoice_numbers: dict[int, itertools.count[int]] = {}
-        self._purchase_ids = itertools.count(5500001)
-        self._contract_ids = itertools.count(880001)
-        self._subscription_ids = itertools.count(61001)
+        self._purchase_ids = itertools.count(5500001 + self.id_offset)
+        self._contract_ids = itertools.count(880001 + self.id_offset)
+        self._subscription_ids = itertools.count(61001 + self.id_offset)
         self._fault_ids = itertools.count(1)
         self._batch = 1700
 

@@ -51,10 +51,23 @@ def start(
     )
 
 
-def start_standin(log_dir: Path, seed: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """The MX stand-in on a free port; its first output line says where (base and control URLs)."""
+def start_standin(
+    log_dir: Path, seed: int, id_offset: int = 0
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """The MX stand-in on a free port; its first output line says where (base and control URLs).
+    ``id_offset``: added to every id it hands out (see ``python -m mxstandin --help``)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mxstandin", "--port", "0", "--seed", str(seed)],
+        [
+            sys.executable,
+            "-m",
+            "mxstandin",
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--id-offset",
+            str(id_offset),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=(log_dir / "mx-standin.log").open("wb"),

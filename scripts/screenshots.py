@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from playwright.sync_api import Page, sync_playwright
 
 from mxstandin.server import start_standin
 from scripts import localdb
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.support.dashboard import PASSWORD, add_user, build_world, start_dashboard
-from tests.support.pipeline import worker_settings
+from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
+from scripts.dev_pipeline import worker_settings
+from scripts.dev_world import PASSWORD, add_user, build_world
+from scripts.procs import free_port, start, stop, wait_http
 from worker.consumer import make_pool
 from worker.mx.client import MxClient
 from worker.scheduler import Scheduler
@@ -83,9 +85,25 @@ def main() -> int:
         with psycopg.connect(owner_url, autocommit=True) as conn:
             conn.execute("insert into app.operators (user_id) values (%s)", (operator,))
         asyncio.run(sync_once(owner_url, standin.base_url, world.a.id, world.users["owner_a"]))
-        server = start_dashboard(logins["dashboard"])
-    finally:
-        pass
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        log_dir = ROOT / ".run"
+        log_dir.mkdir(exist_ok=True)
+        server = start(
+            "screenshots-dashboard",
+            ["-m", "dashboard"],
+            {
+                "DATABASE_URL": logins["dashboard"],
+                "DASHBOARD_PORT": str(port),
+                "DASHBOARD_JWT_SECRET": secrets.token_urlsafe(32),
+                "DASHBOARD_COOKIE_SECURE": "false",  # plain http on loopback
+                "LOG_LEVEL": "WARNING",
+            },
+            log_dir,
+        )
+    except BaseException:
+        standin.stop()
+        raise
     a = world.a
     with psycopg.connect(owner_url) as conn:
         row = conn.execute(
@@ -119,6 +137,7 @@ def main() -> int:
     }
     del nobody
     try:
+        wait_http(f"{base_url}/readyz", log_dir)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for size, (width, height) in SIZES.items():
@@ -126,7 +145,7 @@ def main() -> int:
                 for name, (path, user) in shots.items():
                     if user not in sessions:
                         context = browser.new_context(
-                            base_url=server.base_url, viewport={"width": width, "height": height}
+                            base_url=base_url, viewport={"width": width, "height": height}
                         )
                         sessions[user] = context.new_page()
                         if user:
@@ -139,7 +158,7 @@ def main() -> int:
                     print(f"screenshots: {target.relative_to(ROOT)}", flush=True)
             browser.close()
     finally:
-        server.stop()
+        stop(server)
         standin.stop()
         localdb.drop_database(DB)
     return 0

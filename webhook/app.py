@@ -43,6 +43,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
+from common.db_pool import make_pool
 from common.masking import mask_card_numbers
 from common.metrics_server import MetricsServer, start_metrics_server
 from webhook.payload import MxWebhookPayload, event_type_label, parse_body
@@ -241,24 +242,13 @@ class _CheckWhenIdle:
 
 
 def _make_pool(settings: Settings) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
-    kwargs: dict[str, Any] = {
-        "autocommit": True,  # the one call is its own transaction, committed on return
-        "prepare_threshold": settings.db_prepare_threshold,
-        "connect_timeout": max(1, math.ceil(settings.db_connect_timeout_seconds)),
-        "application_name": "mx-webhook",
-    }
-    if settings.db_statement_timeout_ms:
-        kwargs["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
-    return AsyncConnectionPool(
-        conninfo=settings.database_url,
-        min_size=min(settings.db_pool_min_size, settings.db_pool_max_size),
-        max_size=settings.db_pool_max_size,
-        kwargs=kwargs,
-        open=False,
-        timeout=settings.db_connect_timeout_seconds,
-        reconnect_timeout=settings.db_reconnect_timeout_seconds,
-        check=_CheckWhenIdle(POOL_CHECK_AFTER_IDLE_SECONDS),
+    # autocommit: the one call is its own transaction, committed on return
+    return make_pool(
+        settings,
         name="mx-webhook",
+        check=_CheckWhenIdle(POOL_CHECK_AFTER_IDLE_SECONDS),
+        reconnect_timeout=settings.db_reconnect_timeout_seconds,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
     )
 
 

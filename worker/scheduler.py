@@ -260,6 +260,7 @@ class Scheduler:
 
         with contextlib.suppress(psycopg.Error, OSError):  # else reclaimed after the timeout
             await asyncio.shield(record())
+
     async def send_invitations(self) -> int:
         """The invitations owners asked for on the Team page (worker/ops/invitations.py, the
         code of ``member add``); sync psycopg in a thread, as supabase-py is sync too."""

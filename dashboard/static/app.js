@@ -21,6 +21,14 @@
     var text = e.target && e.target.dataset ? e.target.dataset.confirm : null;
     if (text && !window.confirm(text)) e.preventDefault();
   });
+  // A membership row's controls name only their action (hx-post="workflow"): the row holds its
+  // URL once (data-url), so fifty rows do not repeat /p/<practice>/memberships/<id>/ six times.
+  document.addEventListener("htmx:configRequest", function (e) {
+    var path = e.detail.path;
+    if (!path || path.charAt(0) === "/" || path.indexOf(":") >= 0) return;
+    var row = e.detail.elt.closest("[data-url]");
+    if (row) e.detail.path = row.dataset.url + "/" + path;
+  });
   document.addEventListener("htmx:sendError", function () {
     toast("The dashboard is not reachable. Check the connection and try again.");
   });

@@ -4,9 +4,20 @@
    ``api`` calls it makes (``dashboard.memberships_view.memberships_context``, as the same user
    in one transaction), alternating which goes first, ``--rounds`` times each; target: page p95 at
    most 2x the api p95.
-2. Live: the time from a committed membership change to the server-sent event on an open
-   stream of that practice, while other practices' memberships change in the background
-   (``--load`` updates a second); target: p95 under 2 s.
+2. Live: the time from a committed membership change (what the worker's procedures commit; the
+   trigger's ``NOTIFY``) to the server-sent event on an open stream of that practice, while
+   ingest runs at half its throughput through a real ``python -m webhook`` and a real
+   ``python -m worker run``: the open-loop client of ``scripts/bench/load.py`` posts the
+   notifications of sales the MX stand-in knows (another practice's), each once, and the worker
+   fetches and applies them; other practices' memberships also change in the background
+   (``--load`` updates a second); target: p95 under 2 s. Half of what: ``--ingest-rate``, else
+   half the ingest throughput ``make bench`` just measured (``.run/bench/results.json``, if
+   written in the last hour), else
+   half of what a short closed-loop run against this webhook reaches here.
+
+The dashboard, the webhook, the worker and the stand-in run as their own processes, as in
+production: a server in a thread of the measuring process would
+share its interpreter lock and add the lock's hand-overs to the page's times.
 
 Data: the scale generator (``sql/bench/generate_scale_data.sql``) into a database of its own,
 at the size given (``--practices/--payments/--memberships``), or ``--db NAME`` to reuse one
@@ -18,28 +29,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import random
+import secrets
 import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import psycopg
+import uvloop
 
 from dashboard import query as q
 from dashboard.auth import Identity
 from dashboard.db import as_user, make_pool
 from dashboard.memberships_view import memberships_context
+from dashboard.settings import DashboardSettings
 from scripts import localdb
-from tests.support.dashboard import start_dashboard
+from scripts.bench.harness import (
+    CONCURRENCY,
+    GENERATOR,
+    ROOT,
+    RUN_DIR,
+    make_practice,
+    mx_body,
+    webhook_env,
+)
+from scripts.bench.load import closed_loop, open_loop
+from scripts.bench.worker import make_sales
+from scripts.procs import free_port, start, start_standin, stop, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
-GENERATOR = ROOT / "sql" / "bench" / "generate_scale_data.sql"
 VARIANTS = {
     "by name, first page": "",
     "last paid, newest first": "sort=last_paid_at.desc",
@@ -237,6 +260,109 @@ def live(
     }
 
 
+class IngestLoad:
+    """The ingest benchmark's half load in a thread: open-loop POSTs to the webhook at
+    ``rate``, in 5 s windows until stopped, of MX notifications of sales the stand-in knows
+    (each once), so the running worker fetches and applies every one of them."""
+
+    WINDOW_SECONDS = 5.0
+
+    def __init__(self, port: int, token: str, bodies: list[bytes], rate: float) -> None:
+        self.port, self.path, self.bodies, self.rate = port, f"/webhooks/mx/{token}", bodies, rate
+        self.windows: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-load", daemon=True)
+
+    def _run(self) -> None:
+        sent = 0
+        while not self._stop.is_set() and sent < len(self.bodies):
+
+            def body_for(i: int, first: int = sent) -> bytes:
+                return self.bodies[min(first + i, len(self.bodies) - 1)]
+
+            seconds = min(self.WINDOW_SECONDS, (len(self.bodies) - sent) / self.rate)
+            self.windows.append(
+                uvloop.run(
+                    open_loop(
+                        "127.0.0.1",
+                        self.port,
+                        self.path,
+                        body_for,
+                        self.rate,
+                        seconds,
+                        connections=64,
+                    )
+                )
+            )
+            sent += self.windows[-1]["requests"]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(self.WINDOW_SECONDS * 3)
+        done = self.windows
+        return {
+            "rate": self.rate,
+            "prepared_sales": len(self.bodies),
+            "ran_out": sum(w["requests"] for w in done) >= len(self.bodies),
+            "windows": len(done),
+            "ok": sum(w["ok"] for w in done),
+            "errors": sum(w["errors"] for w in done),
+            "achieved_rate": round(statistics.mean(w["achieved_rate"] for w in done), 1)
+            if done
+            else None,
+            "p99_ms_worst_window": round(max(w["p99_ms"] for w in done), 1) if done else None,
+        }
+
+
+def worker_progress(url: str, mx_merchant_id: int, since: dt.datetime) -> dict[str, int]:
+    """What became of the ingest load's events (received since ``since``) by the end of the
+    live run."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select count(*) filter (where status = 'processed'), "
+            "count(*) filter (where status in ('queued', 'retrying')), "
+            "count(*) filter (where status = 'dead') "
+            "from app.webhook_events where mx_merchant_id = %s and received_at >= %s",
+            (mx_merchant_id, since),
+        ).fetchone()
+    assert row is not None
+    return {"processed": row[0], "unfinished": row[1], "dead": row[2]}
+
+
+def half_ingest_rate(
+    args: argparse.Namespace, port: int, token: str, merchant_id: int
+) -> tuple[float, str]:
+    """Half the ingest throughput: given, else the one ``make bench`` just measured, else a
+    short closed-loop run against this webhook (Python, so below what wrk would reach)."""
+    if args.ingest_rate:
+        return args.ingest_rate, "--ingest-rate"
+    results = RUN_DIR / "results.json"
+    # only a figure measured just before (make bench runs the ingest benchmark first)
+    if results.exists() and time.time() - results.stat().st_mtime < 3600:
+        runs = json.loads(results.read_text()).get("details", {}).get("ingest_wrk") or []
+        if runs:
+            full = statistics.median(r["accepted_per_s"] for r in runs)
+            return (
+                round(full / 2),
+                f"half of {full:.0f}/s, the ingest benchmark's wrk throughput "
+                f"({results.relative_to(ROOT)})",
+            )
+
+    def body_for(i: int) -> bytes:
+        return json.dumps(mx_body(merchant_id, 3_900_000_000_000 + i)).encode()
+
+    measured = uvloop.run(
+        closed_loop("127.0.0.1", port, f"/webhooks/mx/{token}", body_for, 5.0, CONCURRENCY)
+    )
+    full = measured["accepted_per_s"]
+    return round(
+        full / 2
+    ), f"half of {full:.0f}/s, a 5 s closed-loop run (c={CONCURRENCY}) against this webhook"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", help="reuse this scale database (e.g. mx_bench_scale)")
@@ -251,33 +377,136 @@ def main(argv: list[str] | None = None) -> int:
         default=100.0,
         help="background membership updates per second during the live run",
     )
+    parser.add_argument(
+        "--ingest-rate",
+        type=float,
+        default=0.0,
+        help="webhook requests per second during the live run (default: half the measured "
+        "ingest throughput)",
+    )
     args = parser.parse_args(argv)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
 
     url = database(args)
     practice, size, user_id, email = largest_practice(url)
     print(f"bench-dashboard: largest practice {practice} with {size:,} memberships", flush=True)
     logins = localdb.create_service_logins(url)
-    server = start_dashboard(logins["dashboard"], db_pool_max_size=4)
-    token, identity = token_for(server.settings.dashboard_jwt_secret, user_id, email)
+    dashboard_port, webhook_port = free_port(), free_port()
+    settings = DashboardSettings(
+        database_url=logins["dashboard"],
+        dashboard_port=dashboard_port,
+        dashboard_jwt_secret=secrets.token_urlsafe(32),
+        dashboard_cookie_secure=False,  # plain http on loopback
+        db_pool_max_size=4,
+        log_level="WARNING",
+    )
+    base_url = f"http://127.0.0.1:{dashboard_port}"
+    token, identity = token_for(settings.dashboard_jwt_secret, user_id, email)
+    # ids no earlier run on this database handed out (payments are never moved between
+    # merchants: the same ids again would be refused)
+    standin_proc, standin = start_standin(
+        RUN_DIR, seed=11, id_offset=random.randrange(1, 1_000_000) * 1_000_000
+    )
+    procs = [
+        standin_proc,
+        start(
+            "bench-dashboard",
+            ["-m", "dashboard"],
+            {
+                "DATABASE_URL": settings.database_url,
+                "DASHBOARD_PORT": str(dashboard_port),
+                "DASHBOARD_JWT_SECRET": settings.dashboard_jwt_secret,
+                "DASHBOARD_COOKIE_SECURE": "false",
+                "DB_POOL_MAX_SIZE": str(settings.db_pool_max_size),
+                "LOG_LEVEL": "WARNING",
+            },
+            RUN_DIR,
+        ),
+        start(
+            "bench-webhook",
+            ["-m", "webhook"],
+            webhook_env(logins["webhook"], webhook_port),
+            RUN_DIR,
+        ),
+    ]
 
     async def measure() -> list[dict[str, Any]]:
-        pool = make_pool(server.settings)
+        pool = make_pool(settings)
         await pool.open()
         try:
-            return await page_vs_api(server.base_url, token, pool, identity, practice, args.rounds)
+            return await page_vs_api(base_url, token, pool, identity, practice, args.rounds)
         finally:
             await pool.close()
 
     try:
+        wait_http(f"{base_url}/readyz", RUN_DIR)
+        wait_http(f"http://127.0.0.1:{webhook_port}/readyz", RUN_DIR)
         pages = asyncio.run(measure())
-        live_result = live(url, server.base_url, token, practice, args.live_samples, args.load)
+        # the ingest load: a practice onboarded as a merchant the stand-in knows
+        merchant = httpx.post(
+            f"{standin['control_url']}/merchants", json={"name": "Bench Live Ingest"}, timeout=10
+        ).json()
+        with psycopg.connect(url, autocommit=True) as conn:
+            merchant["token"] = make_practice(
+                conn,
+                f"Bench Live Ingest {merchant['merchant_id']}",
+                int(merchant["merchant_id"]),
+                merchant["consumer_key"],
+                merchant["consumer_secret"],
+            )
+        rate, rate_source = half_ingest_rate(
+            args, webhook_port, merchant["token"], int(merchant["merchant_id"])
+        )
+        # sales for the whole live run (its samples, the warm-up, a window to spare), each
+        # posted once: the worker fetches and applies every one, as in production
+        count = int(rate * (2 + args.live_samples * 0.1 + IngestLoad.WINDOW_SECONDS))
+        print(
+            f"bench-dashboard: live run with webhook ingest at {rate:.0f}/s ({rate_source}); "
+            f"{count} stand-in sales for it, and a worker",
+            flush=True,
+        )
+        sales = asyncio.run(make_sales(standin["control_url"], [merchant], count, seed=13))
+        bodies = [json.dumps(sale["webhook"]).encode() for sale in sales]
+        with psycopg.connect(url, autocommit=True) as conn:
+            # queued before (the closed-loop run's made-up payments, an earlier run's): MX
+            # knows none of them, so out before the worker starts
+            conn.execute("delete from pgmq.q_mx_ingest")
+            started_at = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+        procs.append(
+            start(
+                "bench-worker",
+                ["-m", "worker", "run"],
+                {
+                    "DATABASE_URL": logins["worker"],
+                    "MX_BASE_URL": standin["base_url"],
+                    "SCHEDULER_ENABLED": "false",
+                    "WORKER_METRICS_PORT": "0",
+                    "ALERT_CHECK_SECONDS": "0",
+                    "LOG_LEVEL": "WARNING",
+                },
+                RUN_DIR,
+            )
+        )
+        ingest = IngestLoad(webhook_port, merchant["token"], bodies, rate)
+        ingest.start()
+        time.sleep(1.5)  # its requests flowing before the first sample
+        try:
+            live_result = live(url, base_url, token, practice, args.live_samples, args.load)
+        finally:
+            ingest_result = ingest.stop()
+            ingest_result["worker"] = worker_progress(url, int(merchant["merchant_id"]), started_at)
     finally:
-        server.stop()
+        stop(*procs)
+    ingest_result["rate_source"] = rate_source
+    live_result["ingest"] = ingest_result
+    with open("/proc/loadavg") as f:
+        load_after = " ".join(f.read().split()[:3])
     report = {
         "practice_memberships": size,
         "pages": pages,
         "live": live_result,
         "rounds": args.rounds,
+        "load_average_after": load_after,
     }
     out = ROOT / ".run" / "bench-dashboard.json"
     out.parent.mkdir(exist_ok=True)
@@ -299,9 +528,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nLive: change -> event p50 {live_result['p50_ms']} ms, p95 {live_result['p95_ms']} ms, "
         f"max {live_result['max_ms']} ms, {live_result['missed']} missed of "
-        f"{live_result['samples']}, with {args.load:g} background updates/s; target p95 < 2 s: "
+        f"{live_result['samples']}, with {args.load:g} background updates/s and webhook ingest "
+        f"at {ingest_result['achieved_rate']}/s of {rate:.0f}/s asked ({rate_source}; "
+        f"{ingest_result['ok']} accepted, {ingest_result['errors']} errors, worst window p99 "
+        f"{ingest_result['p99_ms_worst_window']} ms; the worker meanwhile: "
+        f"{ingest_result['worker']['processed']} processed, "
+        f"{ingest_result['worker']['unfinished']} still queued, "
+        f"{ingest_result['worker']['dead']} dead); target p95 < 2 s: "
         f"{'yes' if live_met else 'no'}"
     )
+    print(f"Load average after the run: {load_after}")
     return 0
 
 

@@ -93,6 +93,25 @@ def mx_body(merchant_id: int, payment_id: int | str) -> dict[str, str]:
     }
 
 
+def webhook_env(database_url: str, port: int) -> dict[str, str]:
+    """The environment of ``python -m webhook`` in the benchmarks (ingest, dashboard live)."""
+    return {
+        "DATABASE_URL": database_url,
+        "WEBHOOK_PORT": str(port),
+        # two server processes (one per core), each with half the connections: the webhook
+        # holds as many database connections as pgbench has clients
+        "WEBHOOK_WORKERS": str(WEBHOOK_PROCESSES),
+        "DB_POOL_MIN_SIZE": str(CONCURRENCY // WEBHOOK_PROCESSES),
+        "DB_POOL_MAX_SIZE": str(CONCURRENCY // WEBHOOK_PROCESSES),
+        # one client address and one token: the per-address limit is off; the per-token limit
+        # (in private.ingest_webhook, shared by every process) runs on every request with a
+        # rate never reached, so its cost is measured (bench/ingest.pgbench passes the same)
+        "WEBHOOK_RATE_PER_TOKEN": "1000000",
+        "WEBHOOK_BURST_PER_TOKEN": "1000000",
+        "WEBHOOK_RATE_PER_ADDRESS": "0",
+    }
+
+
 def make_practice(
     conn: psycopg.Connection[Any],
     name: str,

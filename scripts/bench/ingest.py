@@ -14,7 +14,6 @@ from scripts.bench.harness import (
     CONCURRENCY,
     ROOT,
     RUN_DIR,
-    WEBHOOK_PROCESSES,
     make_practice,
     median,
     median_round,
@@ -22,6 +21,7 @@ from scripts.bench.harness import (
     pgbench,
     run_wrk,
     say,
+    webhook_env,
 )
 from scripts.bench.load import open_loop
 from scripts.bench.report import Results, Row
@@ -41,21 +41,7 @@ def bench_ingest(results: Results, quick: bool) -> None:
         token = make_practice(conn, "Bench Ingest Practice", merchant_id)
     tmpl = json.dumps(mx_body(merchant_id, "__ID__"))
     port = free_port()
-    env = {
-        "DATABASE_URL": webhook_url,
-        "WEBHOOK_PORT": str(port),
-        # two server processes (one per core), each with half the connections: the webhook
-        # holds as many database connections as pgbench has clients
-        "WEBHOOK_WORKERS": str(WEBHOOK_PROCESSES),
-        "DB_POOL_MIN_SIZE": str(CONCURRENCY // WEBHOOK_PROCESSES),
-        "DB_POOL_MAX_SIZE": str(CONCURRENCY // WEBHOOK_PROCESSES),
-        # one client address and one token: the per-address limit is off; the per-token limit
-        # (in private.ingest_webhook, shared by every process) runs on every request with a
-        # rate never reached, so its cost is measured (bench/ingest.pgbench passes the same)
-        "WEBHOOK_RATE_PER_TOKEN": "1000000",
-        "WEBHOOK_BURST_PER_TOKEN": "1000000",
-        "WEBHOOK_RATE_PER_ADDRESS": "0",
-    }
+    env = webhook_env(webhook_url, port)
 
     def settle() -> None:
         # steady state, not the aftermath of the previous run: flush its dirty pages and

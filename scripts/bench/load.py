@@ -110,3 +110,42 @@ async def open_loop(
         "p99_ms": pct(latencies, 99),
         "max_ms": max(latencies, default=float("nan")),
     }
+
+
+async def closed_loop(
+    host: str,
+    port: int,
+    path: str,
+    body_for: Callable[[int], bytes],
+    seconds: float,
+    connections: int,
+) -> dict[str, Any]:
+    """wrk's way where wrk is not installed: ``connections`` keep-alive connections, each
+    POSTing the next body as soon as the previous answer arrived, for ``seconds``; 2xx/s."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: application/json\r\nConnection: keep-alive\r\n"
+    ).encode()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    statuses: Counter[int] = Counter()
+    counter = iter(range(1 << 62))
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while loop.time() < deadline:
+                statuses[await _request(reader, writer, head, body_for(next(counter)))] += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
+    return {
+        "seconds": elapsed,
+        "ok": ok,
+        "errors": sum(statuses.values()) - ok,
+        "accepted_per_s": ok / elapsed,
+    }

@@ -10,7 +10,7 @@
 -- Bulk data is written straight into the app tables as the owner, bypassing the worker's
 -- procedures (10 million procedure calls would take hours). The rows are built to be what
 -- those procedures would have produced from the same payments:
---   * a membership is (patient, programme); its started_on is the day of its first successful
+--   * a membership is (patient, programme); its started_on is the (practice-local) day of its first successful
 --     payment, last_paid_at its newest successful payment, amount and product_names those
 --     of that payment's invoice lines, payment_status/payment_evidence_at its newest sale or
 --     failed recurring payment (private.refresh_membership_from_payments);
@@ -158,7 +158,8 @@ begin
     -- a practice needs at least one membership: take it from the largest
     update bp set m_n = 1 where m_n = 0;
     update bp set m_n = m_n - (select sum(m_n) from bp) + p_memberships where i = 1;
-    alter table bp add column m_lo bigint, add column np bigint, add column p_lo bigint;
+    alter table bp add column m_lo bigint, add column np bigint, add column p_lo bigint, add column timezone text;
+    update bp set timezone = (array['America/New_York', 'America/Chicago', 'America/Denver', 'America/Los_Angeles'])[1 + i % 4];
     -- 1.3 memberships per patient: some patients are in two programmes
     update bp set np = greatest(1, ceil(m_n / 1.3));
     update bp as b set m_lo = x.m_lo, p_lo = x.p_lo
@@ -177,7 +178,7 @@ begin
         b.id,
         format('Bench Practice %s', b.i),
         format('bench-%s', b.i),
-        (array['America/New_York', 'America/Chicago', 'America/Denver', 'America/Los_Angeles'])[1 + b.i % 4],
+        b.timezone,
         v_now - interval '6 years'
     from bp as b;
     get diagnostics v_rows = row_count;
@@ -512,11 +513,12 @@ begin
         (array['TRT', 'Weight Loss', 'Peptides', 'ED', 'Other'])[1 + bm.cat_idx], bm.customer_name,
         bm.billing_interval, case when bm.billing_interval = 'Quarterly' then '3 Months' else '1 Month' end,
         'Day of month', bm.amount, 'Recurring',
-        bm.contract_status, coalesce(bm.changed_at, bm.first_at), bm.first_at::date,
+        bm.contract_status, coalesce(bm.changed_at, bm.first_at), (bm.first_at at time zone bp.timezone)::date,
         case when bm.status in ('active', 'past_due') then (bm.last_at + bm.step)::date end,
         bm.last_at::date, bm.status = 'past_due', 'USD', '{}', v_now - interval '1 hour',
         bm.first_at, v_now - interval '1 hour'
     from bm
+    inner join bp on bm.practice_id = bp.id
     where bm.status <> 'one_time';
     get diagnostics v_rows = row_count;
     return query select 'contracts', v_rows, bench.since(v_started);
@@ -538,7 +540,7 @@ begin
             when bm.mid_last_decline is not null then bm.last_at - bm.step * (bm.n - bm.mid_last_decline - 1)
             else bm.first_at
         end,
-        bm.first_at::date,
+        (bm.first_at at time zone bp.timezone)::date,  -- the practice's local date
         case when bm.status = 'past_due' then bm.last_at - bm.step else bm.last_at end,
         case when bm.status in ('active', 'past_due') then (bm.last_at + bm.step)::date end,
         case when bm.status = 'canceled' then bm.changed_at end,
@@ -560,7 +562,8 @@ begin
         case when bm.status <> 'one_time' and bm.n >= 2 then bm.first_at + bm.step end,
         case when bm.status <> 'one_time' then bm.step end,
         case when bm.status <> 'one_time' then 'contract' end
-    from bm;
+    from bm
+    inner join bp on bm.practice_id = bp.id;
     get diagnostics v_rows = row_count;
     return query select 'memberships', v_rows, bench.since(v_started);
 

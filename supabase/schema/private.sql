@@ -3128,6 +3128,7 @@ CREATE FUNCTION private.refresh_membership_from_payments(p_practice_id uuid, p_p
 declare
     v_practice app.practices;
     v_default interval;
+    v_zone text;  -- the practice's time zone: started_on is the practice's local date
     v_id uuid;
     v_first_paid timestamptz;
     v_last_paid timestamptz;
@@ -3149,6 +3150,7 @@ declare
 begin
     select * into v_practice from app.practices where id = p_practice_id;
     v_default := private.billing_period(v_practice.default_billing_interval);
+    v_zone := coalesce(v_practice.timezone, 'UTC');
 
     -- payments of this patient that paid a line of this programme
     with pay as (
@@ -3229,7 +3231,7 @@ begin
     )
     values (
         p_practice_id, p_patient_id, p_category_id, 'one_time', 'payment', coalesce(v_evidence_at, now()),
-        v_first_paid::date, v_last_paid, v_last_amount,
+        (v_first_paid at time zone v_zone)::date, v_last_paid, v_last_amount,
         coalesce(v_products, '{}'), v_evidence_status, v_evidence_at,
         v_recurring_since, v_repeat_since, v_spacing, case when v_spacing is not null then 'spacing' end
     )
@@ -3240,10 +3242,10 @@ begin
                 or excluded.repeat_since is not null or m.treated_as_member
                 then coalesce(
                     least(
-                        (v_first_recurring_paid)::date,
+                        (v_first_recurring_paid at time zone v_zone)::date,
                         v_contract_start,
-                        (case when m.treated_as_member then v_first_paid end)::date,
-                        (excluded.repeat_since)::date
+                        ((case when m.treated_as_member then v_first_paid end) at time zone v_zone)::date,
+                        (excluded.repeat_since at time zone v_zone)::date
                     ),
                     excluded.started_on
                 )
@@ -3278,7 +3280,7 @@ begin
             status_changed_at = coalesce(v_status_at, m.status_changed_at),
             started_on = case
                 when v_status <> 'one_time' then coalesce(
-                    least(v_first_recurring_paid::date, v_repeat_since::date), m.started_on
+                    least((v_first_recurring_paid at time zone v_zone)::date, (v_repeat_since at time zone v_zone)::date), m.started_on
                 )
                 else m.started_on
             end
@@ -3296,7 +3298,7 @@ end
 $$;
 
 -- COMMENT: FUNCTION refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid)
-COMMENT ON FUNCTION private.refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid) IS 'Rebuild a patient x programme''s evidence from stored payments: recurring (source Recurring or billed by a contract), repeat purchases (opt-in), start, last paid, amount, billing period from payment spacing; then settle its status (one_time without recurring evidence).';
+COMMENT ON FUNCTION private.refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid) IS 'Rebuild a patient x programme''s evidence from stored payments: recurring (source Recurring or billed by a contract), repeat purchases (opt-in), start (the practice''s local date), last paid, amount, billing period from payment spacing; then settle its status (one_time without recurring evidence).';
 
 -- ACL: FUNCTION refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid)
 REVOKE ALL ON FUNCTION private.refresh_membership_from_payments(p_practice_id uuid, p_patient_id uuid, p_category_id uuid) FROM PUBLIC;

@@ -12,17 +12,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dashboard_fixtures import Dash
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "browser", "start_worker"]
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -121,6 +121,30 @@ def test_a_day_at_the_front_desk(
         .get_by_test_id("referral")
     ).to_have_value("refer_a_friend")
 
+    # a status action with its reason, and a note: each row's controls post to that row's URL
+    page.goto(f"/p/{a.id}/memberships")  # every membership (the search above is cleared)
+    amy = page.locator("tr", has_text="Amy Avery").filter(has_text="TRT")
+    amy.locator("summary", has_text="Change").click()
+    amy.get_by_label("Action").select_option("pause")
+    amy.get_by_label("Reason").fill("travelling until March")
+    amy.get_by_role("button", name="Apply").click()
+    amy = page.locator("tr", has_text="Amy Avery").filter(has_text="TRT")
+    expect(amy.get_by_test_id("status")).to_have_text("Paused")
+    expect(amy.get_by_test_id("row-ok")).to_contain_text("Done: now Paused")
+    arthur = page.locator("tr", has_text="Arthur Ames")
+    arthur.get_by_test_id("notes").fill("prefers a call in the morning")
+    arthur.get_by_test_id("notes").press("Tab")
+    expect(page.locator("tr", has_text="Arthur Ames").get_by_test_id("row-ok")).to_have_text(
+        "Saved"
+    )
+    page.reload()
+    expect(page.locator("tr", has_text="Arthur Ames").get_by_test_id("notes")).to_have_value(
+        "prefers a call in the morning"
+    )
+    expect(
+        page.locator("tr", has_text="Amy Avery").filter(has_text="TRT").get_by_test_id("status")
+    ).to_have_text("Paused")
+
     # live: MX declines Alice's renewal; the webhook records it, the worker applies it, the
     # open page shows it without a reload
     expect(

@@ -12,23 +12,21 @@ field name (see ``webhook.settings.Settings``).
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 
 from common.logs import configure_logging
 from scripts.procs import free_port
+from tests.support.server_thread import ServerThread, bind_loopback, serve_in_thread
 from webhook.app import create_app
 from webhook.settings import Settings
 
 
 @dataclass
-class WebhookServer:
+class WebhookServer(ServerThread):
     """A running webhook receiver; ``stop()`` shuts it down (lifespan closes the pool)."""
 
     base_url: str
@@ -37,23 +35,8 @@ class WebhookServer:
     _server: uvicorn.Server
     _thread: threading.Thread
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._server.force_exit = True
-            self._thread.join(timeout)
-
     def __enter__(self) -> WebhookServer:
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_webhook(
@@ -61,9 +44,7 @@ def start_webhook(
 ) -> WebhookServer:
     """Start the webhook app on 127.0.0.1 (a free port) and wait until it accepts requests;
     its metrics on another free loopback port (``metrics_url``)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = bind_loopback()
     port = sock.getsockname()[1]
     # the metrics port is chosen while the server's port is held, so it is never the same one
     # (the server socket listens only after the lifespan has started the metrics endpoint)
@@ -72,27 +53,14 @@ def start_webhook(
         database_url=database_url, webhook_host="127.0.0.1", webhook_port=0, **settings_overrides
     )
     configure_logging(settings.log_level)
-    config = uvicorn.Config(
+    server, thread = serve_in_thread(
         create_app(settings),
-        log_config=None,
-        access_log=False,
-        lifespan="on",
+        sock,
+        "webhook server",
+        startup_timeout,
         server_header=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.webhook_forwarded_allow_ips,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"webhook-{port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(5)
-            sock.close()
-            raise RuntimeError("webhook server did not start")
-        time.sleep(0.01)
     metrics_url = f"http://{settings.webhook_metrics_host}:{settings.webhook_metrics_port}/metrics"
     return WebhookServer(f"http://127.0.0.1:{port}", settings, metrics_url, server, thread)

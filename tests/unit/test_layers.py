@@ -1,5 +1,6 @@
 """The layers point one way. Application code (the packages the wheel ships) never imports
-the development tools (tests, scripts, the MX stand-in); the services share code only through
+the development tools (tests, scripts, the MX stand-in); the development tools outside
+``tests`` (scripts, the stand-in) never import the tests; the services share code only through
 ``common``; inside the worker, the operator commands sit on top of their helpers
 (``worker.ops``), never the other way round; and no two parts of the application import each
 other. Read from the source with ``ast``: nothing is imported or executed."""
@@ -90,6 +91,19 @@ def test_application_code_never_imports_development_tools() -> None:
         if any(within(target, tool) for tool in DEV_TOOLS)
     ]
     assert not bad, "application code imports a development tool:\n" + "\n".join(bad)
+
+
+def test_scripts_and_the_standin_never_import_the_tests() -> None:
+    """What the tests share with the development tools (the demo world, the pipeline drivers,
+    Chromium's options) lives in ``scripts`` and the tests import it, not the other way."""
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}"
+        for package in ("scripts", "mxstandin")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line, target in imports_of(path)
+        if within(target, "tests")
+    ]
+    assert not bad, "a development tool imports the tests:\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize(("importer", "imported"), FORBIDDEN, ids=lambda x: str(x))
