@@ -30,11 +30,13 @@ from litestar.template.config import TemplateConfig
 
 from dashboard import (
     routes_auth,
+    routes_catalogue,
     routes_live,
     routes_memberships,
     routes_ops,
     routes_patients,
     routes_practices,
+    routes_settings,
 )
 from dashboard.auth import (
     AuthProvider,
@@ -128,6 +130,8 @@ def create_app(settings: DashboardSettings) -> Litestar:
             *routes_practices.routes(rt),
             *routes_memberships.routes(rt),
             *routes_patients.routes(rt),
+            *routes_catalogue.routes(rt),
+            *routes_settings.routes(rt),
             *routes_live.routes(rt),
             *routes_auth.routes(rt),
             *routes_ops.routes(rt),
