@@ -364,6 +364,7 @@ def test_confirming_moving_and_managing(dash: Dash, visitors: dict[str, Visitor]
     lab = product_id(dash, a.id, "Lab Panel")
     uncategorized = programme_id(dash, a.id, "Uncategorized")
     peptides = programme_id(dash, a.id, "Peptides")
+    owner.post(f"{base}/products/confirm-suggested", {})  # whatever the role tests left
     owner.post(f"{base}/products/{lab}/move", {"to": uncategorized})
     with psycopg.connect(dash.owner_url, autocommit=True) as conn:
         conn.execute("update app.products set category_confirmed = false where id = %s", (lab,))
