@@ -32,6 +32,7 @@ from dashboard.runtime import Runtime
 WHAT: Final = "manage programmes and products"
 MAX_NAME: Final = 100
 MAX_KEYWORD: Final = 100
+PREVIEWS: Final = 50
 TAKEN: Final = "A programme of that name exists already."
 PREVIEW_SQL: Final = "select api.preview_product_move(%s, %s) as preview"
 # every suggestion of the queue in one statement: all confirmed, or none
@@ -101,11 +102,11 @@ async def catalogue_context(conn: Conn, practice: dict[str, Any]) -> dict[str, A
         (practice_id,),
     )
     queue = [p for p in products if p["is_uncategorized"]]
-    # what confirming each suggestion would rebuild, shown before the owner clicks
-    for item in queue:
-        if item["suggested_category_id"] is not None:
-            row = await fetch_one(conn, PREVIEW_SQL, (item["id"], item["suggested_category_id"]))
-            item["preview"] = (row or {}).get("preview")
+    # what confirming each suggestion would rebuild, shown before the owner clicks (one
+    # api call each: the first PREVIEWS of a long queue; the others preview on "Move")
+    for item in [p for p in queue if p["suggested_category_id"] is not None][:PREVIEWS]:
+        row = await fetch_one(conn, PREVIEW_SQL, (item["id"], item["suggested_category_id"]))
+        item["preview"] = (row or {}).get("preview")
     categories = await fetch_all(
         conn,
         "select id, name, kind from api.categories where practice_id = %s "
