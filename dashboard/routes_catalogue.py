@@ -203,11 +203,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             return await respond(conn, identity, practice, outcome, ok)
 
     @post("/p/{practice_id:uuid}/products/confirm-suggested")
-    async def confirm_all(
-        practice_id: uuid.UUID,
-        identity: Identity,
-        data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
-    ) -> Template:
+    async def confirm_all(practice_id: uuid.UUID, identity: Identity) -> Template:
         async with rt.user(identity) as conn:
             practice = await _practice(conn, practice_id)
             outcome = await attempt(conn, CONFIRM_ALL_SQL, (practice_id,))
