@@ -2,7 +2,8 @@
 page from the navigation, confirms a keyword suggestion from the Uncategorized queue, previews
 a product move (how many memberships it rebuilds, before anything changes), confirms it and
 sees the result; the memberships page then shows the patients in the new programme. Staff
-see no link and get the 403 page."""
+see no link and get the 403 page. An admin's settings: a bad time zone is named and nothing
+is saved, a good one is."""
 
 from __future__ import annotations
 
@@ -113,3 +114,29 @@ def test_staff_have_no_link_and_get_403(page: Page, dash: Dash) -> None:
     expect(page.get_by_test_id("nav-programmes")).to_have_count(0)
     page.goto(f"/p/{dash.world.a.id}/programmes")
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+
+
+def test_settings_refuse_a_bad_time_zone_then_save(page: Page, dash: Dash) -> None:
+    a = dash.world.a
+    sign_in(page, dash.world.users["admin_a"])
+    page.get_by_test_id("nav-settings").click()
+    expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+    page.get_by_label("Time zone").fill("Mars/Olympus")
+    page.get_by_label("Lapse period (days)").fill("45")
+    page.get_by_test_id("save-settings").click()
+    expect(page.get_by_test_id("message")).to_contain_text('unknown time zone "Mars/Olympus"')
+    expect(page.get_by_label("Time zone")).to_have_value("Mars/Olympus")  # kept as typed
+    with psycopg.connect(dash.owner_url) as conn:
+        row = conn.execute(
+            "select timezone, lapse_days from app.practices where id = %s", (a.id,)
+        ).fetchone()
+    assert row == ("America/Chicago", 30)  # nothing saved, not even the good field
+
+    page.get_by_label("Time zone").fill("America/Denver")
+    page.get_by_test_id("save-settings").click()
+    expect(page.get_by_test_id("ok")).to_have_text("Settings saved.")
+    with psycopg.connect(dash.owner_url) as conn:
+        row = conn.execute(
+            "select timezone, lapse_days from app.practices where id = %s", (a.id,)
+        ).fetchone()
+    assert row == ("America/Denver", 45)
