@@ -30,6 +30,7 @@ from litestar.template.config import TemplateConfig
 
 from dashboard import (
     routes_auth,
+    routes_catalogue,
     routes_events,
     routes_live,
     routes_memberships,
@@ -38,6 +39,7 @@ from dashboard import (
     routes_patients,
     routes_payments,
     routes_practices,
+    routes_settings,
     routes_team,
 )
 from dashboard.auth import (
@@ -136,6 +138,8 @@ def create_app(settings: DashboardSettings) -> Litestar:
             *routes_team.routes(rt),
             *routes_operator.routes(rt),
             *routes_payments.routes(rt),
+            *routes_catalogue.routes(rt),
+            *routes_settings.routes(rt),
             *routes_live.routes(rt),
             *routes_auth.routes(rt),
             *routes_ops.routes(rt),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 import psycopg
 from litestar import Request
+from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.response import Template
+
+from dashboard.db import Conn, fetch_one
 
 PRACTICE_COOKIE: Final = "mxd_practice"
 
@@ -22,6 +26,16 @@ class Refused(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+ADMIN_ROLES: Final = ("owner", "admin")
+
+
+def require_admin(practice: dict[str, Any], what: str) -> None:
+    """A 403 page for a member who is not an owner or admin. The database refuses their
+    writes and hides the admin views anyway (RLS); this only says so before asking it."""
+    if practice.get("role") not in ADMIN_ROLES:
+        raise PermissionDeniedException(f"Only the practice's owners and admins {what}.")
 
 
 def page(name: str, status: int = 200, **context: Any) -> Template:
@@ -55,3 +69,27 @@ def refusal_of(exc: psycopg.Error) -> Refused:
     if isinstance(exc, psycopg.errors.ForeignKeyViolation):
         return Refused("That value is not one of this practice's choices.", 422)
     return Refused(db_message(exc), 422)
+
+
+async def attempt(
+    conn: Conn,
+    sql: str,
+    params: Any,
+    messages: Mapping[type[psycopg.Error], str] | None = None,
+) -> dict[str, Any] | Refused:
+    """One api write in a savepoint: its row, or why the input was refused (the request's
+    transaction lives on to render the page again). ``messages`` say a known refusal in the
+    page's words. Not allowed and not found are no input mistakes: their error page."""
+    try:
+        async with conn.transaction():
+            return await fetch_one(conn, sql, params) or {}
+    except psycopg.errors.Error as exc:
+        if isinstance(exc, psycopg.OperationalError):
+            raise
+        for kind, message in (messages or {}).items():
+            if isinstance(exc, kind):
+                return Refused(message)
+        refusal = refusal_of(exc)
+        if refusal.status in (403, 404):
+            raise HTTPException(status_code=refusal.status, detail=refusal.message) from exc
+        return refusal

@@ -53,6 +53,7 @@ SEMA = {"product_name": "Semaglutide 2.5mg", "price": "299"}
 
 
 LAB = {"product_name": "Lab Panel", "price": "181.12"}
+B12 = {"product_name": "Vitamin B12 Injection", "price": "35"}
 
 
 def _user(conn: psycopg.Connection[Any], email: str) -> str:
@@ -123,7 +124,8 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
         if label == "A":  # enough for two pages of 25
             for n in range(20):
                 customer = state.create_customer(mid, name=f"Zed Patient {n:02d}")["id"]
-                sale = state.create_sale(mid, customer_id=customer, lines=[TRT], source="Recurring")
+                lines = [TRT, B12] if n < 2 else [TRT]
+                sale = state.create_sale(mid, customer_id=customer, lines=lines, source="Recurring")
                 ingest(owner_url, merchant.token, sale["webhook"])
         practice.merchant_account_id = str(merchant.merchant_account_id)
         practices.append(practice)
@@ -134,6 +136,16 @@ async def build_world(owner_url: str, standin: StandinHandle) -> World:
             account = Account(uuid.UUID(practice.merchant_account_id), practice.mx_merchant_id)
             run = await sync_contracts(ctx, account)
             assert run.status == "succeeded", run
+
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        # A's keyword rule for B12, added after the product was first seen: it waits in
+        # Uncategorized with a suggestion (Lab Panel waits without one), as issue 11's queue shows
+        conn.execute(
+            "insert into app.category_rules (practice_id, keyword, category_id) "
+            "select practice_id, 'b12', id from app.categories "
+            "where practice_id = %s and name = 'Peptides'",
+            (practices[0].id,),
+        )
 
     users: dict[str, str] = {}
     ids: dict[str, str] = {}

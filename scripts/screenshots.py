@@ -74,6 +74,15 @@ def main() -> int:
                 "select %s, id, 'admin' from auth.users where email = %s",
                 (world.b.id, world.users["owner_a"]),
             )
+            # issue 11's move preview: Lab Panel (Uncategorized) to Other
+            row = conn.execute(
+                "select p.id, c.id from app.products as p join app.categories as c "
+                "on c.practice_id = p.practice_id and c.name = 'Other' "
+                "where p.practice_id = %s and p.name = 'Lab Panel'",
+                (world.a.id,),
+            ).fetchone()
+            assert row is not None, "the test world sells a Lab Panel"
+            lab, other = row
             # the Team page: an invitation the worker has not sent yet
             conn.execute(
                 "insert into app.member_invitations (practice_id, email, role) "
@@ -134,6 +143,10 @@ def main() -> int:
         ),
         "contracts": (f"/p/{a.id}/contracts", world.users["owner_a"]),
         "contract": (f"/p/{a.id}/contracts/{a.contracts['Adam Abbot']}", world.users["owner_a"]),
+        "programmes": (f"/p/{a.id}/programmes", world.users["owner_a"]),
+        "programmes-move": (f"/p/{a.id}/products/{lab}/move?to={other}", world.users["owner_a"]),
+        "settings": (f"/p/{a.id}/settings", world.users["owner_a"]),
+        "programmes-staff": (f"/p/{a.id}/programmes", world.users["staff_a"]),
     }
     del nobody
     try:

@@ -971,6 +971,114 @@ COMMENT ON FUNCTION api.practice_timezone(p_practice_id uuid) IS 'The practice''
 REVOKE ALL ON FUNCTION api.practice_timezone(p_practice_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.practice_timezone(p_practice_id uuid) TO authenticated;
 
+-- FUNCTION: preview_product_move(uuid, uuid)
+CREATE FUNCTION api.preview_product_move(p_product_id uuid, p_category_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_practice_id uuid;
+    v_from uuid;
+    v_result jsonb;
+begin
+    if p_product_id is null or p_category_id is null then
+        raise exception 'a product and a programme are required' using errcode = '22023';
+    end if;
+    -- RLS: another practice's product is not found
+    select p.practice_id, p.category_id into v_practice_id, v_from
+    from app.products as p
+    where p.id = p_product_id;
+    if v_practice_id is null then
+        raise exception 'product % not found', p_product_id using errcode = 'P0002';
+    end if;
+    if not coalesce(v_practice_id = any(private.current_admin_practice_ids()), false) then
+        raise exception 'only an owner or admin of the practice may move its products'
+        using errcode = '42501';
+    end if;
+    if not exists (
+        select from app.categories as c where c.id = p_category_id and c.practice_id = v_practice_id
+    ) then
+        raise exception 'programme % is not one of this practice''s', p_category_id using errcode = '22023';
+    end if;
+
+    with patients as (
+        select distinct pay.patient_id
+        from app.invoice_lines as l
+        inner join app.payment_invoices as pi on l.invoice_id = pi.invoice_id
+        inner join app.payments as pay on pi.payment_id = pay.id
+        where l.product_id = p_product_id and pay.patient_id is not null
+    ),
+
+    old_side as (
+        -- evidence left in the old programme once this product's lines have moved: what makes
+        -- private.refresh_membership_from_payments return a membership there
+        select
+            pt.patient_id,
+            exists (
+                select
+                from app.payments as p
+                inner join app.payment_invoices as pi on p.id = pi.payment_id
+                inner join app.invoice_lines as l on pi.invoice_id = l.invoice_id
+                where
+                    p.patient_id = pt.patient_id
+                    and l.category_id = v_from
+                    and l.product_id is distinct from p_product_id
+                    and (
+                        (p.status in ('Approved', 'Settled') and p.type in ('Sale', 'SaleCompletion'))
+                        or (
+                            p.status = 'Declined'
+                            and (
+                                p.source = 'Recurring'
+                                or exists (select from app.contract_payments as cp where cp.payment_id = p.id)
+                            )
+                        )
+                    )
+            ) as evidence_left,
+            m.id as old_membership_id,
+            (m.contract_id is null and m.staff_status is null) as removable
+        from patients as pt
+        left join app.memberships as m
+            on m.practice_id = v_practice_id and pt.patient_id = m.patient_id and m.category_id = v_from
+    )
+
+    select jsonb_build_object(
+        'product_id', p_product_id,
+        'from_category_id', v_from,
+        'to_category_id', p_category_id,
+        'changed', v_from is distinct from p_category_id,
+        'lines_moved', (
+            select count(*) from app.invoice_lines as l
+            where l.product_id = p_product_id and l.category_id is distinct from p_category_id
+        ),
+        'patients', count(*),
+        'memberships_rebuilt', count(*) + count(*) filter (where o.evidence_left),
+        'memberships_removed', count(*) filter (
+            where not o.evidence_left and o.old_membership_id is not null and o.removable
+        ),
+        'memberships_kept', count(*) filter (
+            where not o.evidence_left and o.old_membership_id is not null and not o.removable
+        )
+    )
+    into v_result
+    from old_side as o;
+
+    if v_from = p_category_id then
+        -- a confirmation moves nothing
+        v_result := v_result || jsonb_build_object(
+            'lines_moved', 0, 'memberships_rebuilt', 0, 'memberships_removed', 0, 'memberships_kept', 0
+        );
+    end if;
+    return v_result;
+end
+$$;
+
+-- COMMENT: FUNCTION preview_product_move(p_product_id uuid, p_category_id uuid)
+COMMENT ON FUNCTION api.preview_product_move(p_product_id uuid, p_category_id uuid) IS 'Owners/admins: what api.set_product_category(product, programme) would do, without doing it: lines to move, patients, memberships to rebuild, remove and keep (the same counts the move returns).';
+
+-- ACL: FUNCTION preview_product_move(p_product_id uuid, p_category_id uuid)
+REVOKE ALL ON FUNCTION api.preview_product_move(p_product_id uuid, p_category_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.preview_product_move(p_product_id uuid, p_category_id uuid) TO authenticated;
+
 -- FUNCTION: remove_practice_member(uuid, uuid)
 CREATE FUNCTION api.remove_practice_member(p_practice_id uuid, p_user_id uuid) RETURNS boolean
     LANGUAGE sql
@@ -1337,6 +1445,123 @@ COMMENT ON FUNCTION api.update_membership_workflow(p_membership_id uuid, p_chang
 -- ACL: FUNCTION update_membership_workflow(p_membership_id uuid, p_changes jsonb)
 REVOKE ALL ON FUNCTION api.update_membership_workflow(p_membership_id uuid, p_changes jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.update_membership_workflow(p_membership_id uuid, p_changes jsonb) TO authenticated;
+
+-- FUNCTION: update_practice_settings(uuid, jsonb)
+CREATE FUNCTION api.update_practice_settings(p_practice_id uuid, p_changes jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_changes jsonb := coalesce(p_changes, '{}');
+    v_unknown text;
+    v_errors text [] := '{}';
+    v_key text;
+    v_value jsonb;
+    v_result jsonb;
+    v_days integer;  -- a whole number of days (up to 3 digits), else null
+begin
+    if jsonb_typeof(v_changes) is distinct from 'object' then
+        raise exception 'changes must be a JSON object' using errcode = '22023';
+    end if;
+    -- RLS: another practice is not found; a member who is not an owner or admin is refused
+    if not exists (select from app.practices as p where p.id = p_practice_id) then
+        raise exception 'practice % not found', p_practice_id using errcode = 'P0002';
+    end if;
+    if not coalesce(p_practice_id = any(private.current_admin_practice_ids()), false) then
+        raise exception 'only an owner or admin of the practice may change its settings'
+        using errcode = '42501';
+    end if;
+
+    select string_agg(k, ', ' order by k) into v_unknown
+    from jsonb_object_keys(v_changes) as k
+    where k not in (
+        'name', 'timezone', 'past_due_grace_days', 'lapse_days', 'auto_apply_suggestions',
+        'count_repeat_purchases', 'default_billing_interval'
+    );
+    if v_unknown is not null then
+        raise exception 'unknown settings: %', v_unknown using errcode = '22023';
+    end if;
+
+    -- every field checked before anything is written; all the reasons in one message
+    for v_key, v_value in select e.key, e.value from jsonb_each(v_changes) as e order by e.key loop
+        case v_key
+            when 'name' then
+                if jsonb_typeof(v_value) <> 'string' or length(trim(v_value #>> '{}')) = 0 then
+                    v_errors := v_errors || 'the name is required'::text;
+                elsif length(trim(v_value #>> '{}')) > 200 then
+                    v_errors := v_errors || 'the name is longer than 200 characters'::text;
+                end if;
+            when 'timezone' then
+                if jsonb_typeof(v_value) <> 'string' or not exists (
+                    select from pg_catalog.pg_timezone_names as z where z.name = v_value #>> '{}'
+                ) then
+                    v_errors := v_errors || format(
+                        'unknown time zone %s (use an IANA name such as America/Chicago)',
+                        left(v_value::text, 80)
+                    );
+                end if;
+            when 'past_due_grace_days' then
+                v_days := case
+                    when jsonb_typeof(v_value) = 'number' and (v_value #>> '{}') ~ '^[0-9]{1,3}$'
+                        then (v_value #>> '{}')::integer
+                end;
+                if v_days is null or v_days > 90 then
+                    v_errors := v_errors || 'the grace period must be a whole number of days from 0 to 90'::text;
+                end if;
+            when 'lapse_days' then
+                v_days := case
+                    when jsonb_typeof(v_value) = 'number' and (v_value #>> '{}') ~ '^[0-9]{1,3}$'
+                        then (v_value #>> '{}')::integer
+                end;
+                if v_days is null or v_days not between 1 and 365 then
+                    v_errors := v_errors || 'the lapse period must be a whole number of days from 1 to 365'::text;
+                end if;
+            when 'auto_apply_suggestions', 'count_repeat_purchases' then
+                if jsonb_typeof(v_value) <> 'boolean' then
+                    v_errors := v_errors || format('%s must be true or false', v_key);
+                end if;
+            when 'default_billing_interval' then
+                if jsonb_typeof(v_value) <> 'string' or (v_value #>> '{}') not in (
+                    'weekly', 'biweekly', 'monthly', 'quarterly', 'semiannually', 'yearly'
+                ) then
+                    v_errors := v_errors
+                    || 'the default billing interval must be weekly, biweekly, monthly, quarterly, semiannually or yearly'::text;
+                end if;
+        end case;
+    end loop;
+    if cardinality(v_errors) > 0 then
+        raise exception '%', array_to_string(v_errors, '; ') using errcode = '22023';
+    end if;
+
+    update app.practices as p
+    set name = case when v_changes ? 'name' then trim(v_changes ->> 'name') else p.name end,
+        timezone = coalesce(v_changes ->> 'timezone', p.timezone),
+        past_due_grace_days = coalesce((v_changes ->> 'past_due_grace_days')::integer, p.past_due_grace_days),
+        lapse_days = coalesce((v_changes ->> 'lapse_days')::integer, p.lapse_days),
+        auto_apply_suggestions = coalesce((v_changes ->> 'auto_apply_suggestions')::boolean, p.auto_apply_suggestions),
+        count_repeat_purchases = coalesce((v_changes ->> 'count_repeat_purchases')::boolean, p.count_repeat_purchases),
+        default_billing_interval = coalesce(v_changes ->> 'default_billing_interval', p.default_billing_interval)
+    where p.id = p_practice_id
+    returning jsonb_build_object(
+        'id', p.id, 'name', p.name, 'timezone', p.timezone, 'past_due_grace_days', p.past_due_grace_days,
+        'lapse_days', p.lapse_days, 'auto_apply_suggestions', p.auto_apply_suggestions,
+        'count_repeat_purchases', p.count_repeat_purchases, 'default_billing_interval', p.default_billing_interval
+    ) into v_result;
+    if v_result is null then
+        -- the update policy refused the row (checked above; kept as a second lock)
+        raise exception 'only an owner or admin of the practice may change its settings'
+        using errcode = '42501';
+    end if;
+    return v_result;
+end
+$_$;
+
+-- COMMENT: FUNCTION update_practice_settings(p_practice_id uuid, p_changes jsonb)
+COMMENT ON FUNCTION api.update_practice_settings(p_practice_id uuid, p_changes jsonb) IS 'Owners/admins: change the practice''s settings (keys present in p_changes: name, timezone, past_due_grace_days, lapse_days, auto_apply_suggestions, count_repeat_purchases, default_billing_interval); every field is checked first and a bad one changes nothing; returns the settings.';
+
+-- ACL: FUNCTION update_practice_settings(p_practice_id uuid, p_changes jsonb)
+REVOKE ALL ON FUNCTION api.update_practice_settings(p_practice_id uuid, p_changes jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.update_practice_settings(p_practice_id uuid, p_changes jsonb) TO authenticated;
 
 -- VIEW: categories
 CREATE VIEW api.categories WITH (security_invoker='true') AS
@@ -1780,6 +2005,18 @@ COMMENT ON VIEW api.sync_runs IS 'Synchronisation runs of the practices the requ
 
 -- ACL: TABLE sync_runs
 GRANT SELECT ON TABLE api.sync_runs TO authenticated;
+
+-- VIEW: time_zones
+CREATE VIEW api.time_zones WITH (security_invoker='true') AS
+ SELECT z.name
+   FROM pg_timezone_names z
+  WHERE ((z.name !~ '^(posix|Etc)/'::text) AND (z.name <> 'localtime'::text));
+
+-- COMMENT: VIEW time_zones
+COMMENT ON VIEW api.time_zones IS 'Time zone names a practice may choose (IANA names Postgres knows).';
+
+-- ACL: TABLE time_zones
+GRANT SELECT ON TABLE api.time_zones TO authenticated;
 
 -- VIEW: user_preferences
 CREATE VIEW api.user_preferences WITH (security_invoker='true') AS

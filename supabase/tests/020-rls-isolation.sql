@@ -6,7 +6,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(391);
+select plan(399);
 
 -- ---------------------------------------------------------------------------
 -- Fixtures: practice A (two patients, three memberships) and practice B (one of each);
@@ -309,7 +309,7 @@ select set_eq(
         'api.products', 'api.payments', 'api.invoices', 'api.invoice_lines', 'api.memberships',
         'api.membership_events', 'api.category_rules', 'api.product_category_changes', 'api.referral_sources',
         'api.workflow_audit', 'api.products_admin', 'api.webhook_events', 'api.webhook_event_replays',
-        'api.sync_runs', 'api.user_preferences', 'api.sync_requests', 'api.contracts', 'api.contract_payments'
+        'api.sync_runs', 'api.user_preferences', 'api.sync_requests', 'api.contracts', 'api.contract_payments', 'api.time_zones'
     ],
     'the matrix covers every relation of api'
 );
@@ -409,6 +409,13 @@ from (
 select
     tests.check_shared(
         'app.default_category_rules',
+        array[:'owner_a', :'admin_a', :'staff_a', :'owner_b', :'staff_b', :'nobody']::uuid[],
+        array['owner of A', 'admin of A', 'staff of A', 'owner of B', 'staff of B', 'a user of no practice']
+    );
+-- The time zones a practice may choose: Postgres's list, the same for every signed-in user.
+select
+    tests.check_shared(
+        'api.time_zones',
         array[:'owner_a', :'admin_a', :'staff_a', :'owner_b', :'staff_b', :'nobody']::uuid[],
         array['owner of A', 'admin of A', 'staff of A', 'owner of B', 'staff of B', 'a user of no practice']
     );
