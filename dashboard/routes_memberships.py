@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from typing import Annotated, Any, Final
 
@@ -40,6 +41,11 @@ from dashboard.session import (
 
 STATUS_ACTIONS: Final = {"pause": "paused", "cancel": "canceled", "reactivate": "active"}
 WORKFLOW_FIELDS: Final = ("google_review", "referral", "fulfillment", "notes")
+
+
+def row_version(row: dict[str, Any]) -> str:
+    """A short fingerprint of what a row shows: equal fingerprints, nothing to redraw."""
+    return hashlib.blake2b(repr(sorted(row.items())).encode(), digest_size=8).hexdigest()
 
 
 def routes(rt: Runtime) -> list[HTTPRouteHandler]:
@@ -116,6 +122,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             referrals=await read_referrals(conn, practice_id),
             message=message,
             ok=ok,
+            version=row_version(row),
             base=f"/p/{practice_id}/memberships",
         )
 
@@ -150,10 +157,15 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
 
     @get("/p/{practice_id:uuid}/memberships/{membership_id:uuid}/row")
     async def membership_row(
-        practice_id: uuid.UUID, membership_id: uuid.UUID, identity: Identity
-    ) -> Template:
+        practice_id: uuid.UUID, membership_id: uuid.UUID, identity: Identity, v: str | None = None
+    ) -> Template | Response[None]:
+        """The row re-read on a live event; ``v`` is the version the browser shows, when the row
+        came from an edit (its "Saved" stays when the event is the echo of that edit)."""
         async with rt.user(identity) as conn:
-            return await _row_response(conn, practice_id, membership_id)
+            row = await _row_response(conn, practice_id, membership_id)
+        if v is not None and row.context["version"] == v:
+            return Response(None, status_code=204)  # the browser shows it already: no swap
+        return row
 
     @post("/p/{practice_id:uuid}/memberships/{membership_id:uuid}/workflow")
     async def edit_workflow(

@@ -32,6 +32,16 @@
   document.addEventListener("htmx:sendError", function () {
     toast("The dashboard is not reachable. Check the connection and try again.");
   });
+  // A live re-read of a row waits for nothing: when one of the row's own edits is still in
+  // flight, its answer is the newer row, so the re-read is skipped (else it could land first and
+  // the edit's answer would go to a row no longer on the page). The echo of an edit that has
+  // landed is answered 204 by the server (the row's ?v= version), so its "Saved" stays.
+  document.addEventListener("htmx:confirm", function (e) {
+    var elt = e.detail.elt;
+    if (elt && elt.tagName === "TR" && elt.dataset.url && elt.querySelector(".htmx-request")) {
+      e.preventDefault();
+    }
+  });
   document.addEventListener("htmx:sseMessage", function (e) {
     var elt = e.target;
     if (elt && elt.tagName === "TR") elt.dataset.live = "1";

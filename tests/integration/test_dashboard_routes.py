@@ -356,6 +356,33 @@ def test_workflow_edits_are_kept_and_refusals_explained(
     assert "not one of this practice" in unknown_referral.text
 
 
+def test_a_live_echo_of_an_edit_keeps_its_saved_message(
+    dash: Dash, visitors: dict[str, Visitor]
+) -> None:
+    """The edit's own NOTIFY comes back as a live re-read of the row: the row the edit answered
+    carries its version, and the re-read of an unchanged row is 204 (htmx keeps "Saved");
+    once anything else changes the row, the re-read redraws it."""
+    staff = visitors["staff_a"]
+    a = dash.world.a
+    m = a.memberships[2]
+    url = f"/p/{a.id}/memberships/{m}"
+    saved = staff.post(f"{url}/workflow", {"field": "notes", "value": "echo test"}, True)
+    assert saved.status_code == 200
+    assert "Saved" in saved.text
+    found = re.search(r'hx-get="[^"]*/row\?v=([0-9a-f]+)"', saved.text)
+    assert found, "an edited row carries its version"
+    version = found.group(1)
+    assert staff.get(f"{url}/row?v={version}", True).status_code == 204
+    staff.post(f"{url}/workflow", {"field": "notes", "value": "changed elsewhere"}, True)
+    redrawn = staff.get(f"{url}/row?v={version}", True)
+    assert redrawn.status_code == 200
+    assert "changed elsewhere" in redrawn.text
+    assert "Saved" not in redrawn.text
+    assert staff.get(f"{url}/row", True).status_code == 200  # no version: always drawn
+    outsider = visitors["staff_b"].get(f"{url}/row?v={version}", True)
+    assert outsider.status_code == 404  # the version reveals nothing to another practice
+
+
 def test_column_choice_is_remembered_per_user(dash: Dash, visitors: dict[str, Visitor]) -> None:
     staff, owner = visitors["staff_a"], visitors["owner_a"]
     base = f"/p/{dash.world.a.id}/memberships"
