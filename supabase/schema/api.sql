@@ -345,6 +345,188 @@ COMMENT ON FUNCTION api.membership_tab_counts(p_practice_id uuid) IS 'One row pe
 REVOKE ALL ON FUNCTION api.membership_tab_counts(p_practice_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.membership_tab_counts(p_practice_id uuid) TO authenticated;
 
+-- FUNCTION: metrics_series(uuid, date, date)
+CREATE FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) RETURNS TABLE(period_start date, period_end date, category_id uuid, category_name text, active_at_start bigint, active_at_end bigint, past_due_at_end bigint, mrr numeric, new_members bigint, canceled bigint, reactivated bigint, churn_rate numeric, delinquency_churned bigint, new_mrr numeric, churned_mrr numeric, reactivated_mrr numeric)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+begin
+    if p_practice_id is null or p_from is null or p_to is null then
+        raise exception 'practice, from and to are required' using errcode = '22023';
+    end if;
+    if p_from > p_to then
+        raise exception 'the period starts after it ends (% > %)', p_from, p_to using errcode = '22023';
+    end if;
+    if p_to > p_from + interval '5 years' then
+        raise exception 'the period is longer than 5 years' using errcode = '22023';
+    end if;
+    -- RLS: a practice the user does not belong to does not exist for them
+    if not exists (select from app.practices as p where p.id = p_practice_id) then
+        return;
+    end if;
+    if not p_practice_id = any(private.current_admin_practice_ids()) then
+        raise exception 'metrics are for the practice''s owners and admins' using errcode = '42501';
+    end if;
+
+    return query
+    with interval_names (name, period) as (
+        -- private.billing_period's names (unknown names: the practice's default)
+        values
+        ('daily', interval '1 day'), ('weekly', interval '7 days'), ('biweekly', interval '14 days'),
+        ('monthly', interval '1 month'), ('quarterly', interval '3 months'),
+        ('semiannually', interval '6 months'), ('yearly', interval '1 year'), ('annually', interval '1 year'),
+        ('annual', interval '1 year')
+    ),
+    practice as (
+        select p.timezone, d.period as default_period
+        from app.practices as p
+        left join interval_names as d on d.name = p.default_billing_interval
+        where p.id = p_practice_id
+    ),
+    bounds as (
+        -- one period per calendar month, the first and last cut to [p_from, p_to]
+        select
+            greatest(g.month::date, p_from) as period_start,
+            least((g.month + interval '1 month')::date - 1, p_to) as period_end,
+            (greatest(g.month::date, p_from)::timestamp at time zone pr.timezone) as t0,
+            ((least((g.month + interval '1 month')::date - 1, p_to) + 1)::timestamp at time zone pr.timezone) as t1
+        from generate_series(
+            date_trunc('month', p_from::timestamp), p_to::timestamp, interval '1 month'
+        ) as g (month)
+        cross join practice as pr
+    ),
+    x as (
+        -- the practice's events, each with the next one's time (status at T: evidence_at < T <= next_at)
+        select
+            e.membership_id,
+            e.old_status,
+            e.new_status,
+            e.source,
+            e.reason,
+            e.evidence_at,
+            lead(e.evidence_at, 1, 'infinity') over (
+                partition by e.membership_id order by e.evidence_at, e.id
+            ) as next_at
+        from app.membership_events as e
+        where e.practice_id = p_practice_id
+    ),
+    first_active as (
+        select x.membership_id, min(x.evidence_at) as first_active_event_at
+        from x
+        where x.new_status = 'active'
+        group by x.membership_id
+    ),
+    ev as (
+        -- per membership and period: only events that matter to it (current at t0 or t1, or inside)
+        select
+            x.membership_id,
+            b.period_start,
+            min(x.new_status) filter (where x.evidence_at < b.t0 and x.next_at >= b.t0) as status_start,
+            min(x.new_status) filter (where x.evidence_at < b.t1 and x.next_at >= b.t1) as status_end,
+            bool_or(x.new_status = 'canceled' and x.evidence_at >= b.t0) as canceled_in,
+            bool_or(
+                x.new_status = 'canceled' and x.source = 'system' and x.reason = 'lapsed'
+                and x.evidence_at >= b.t0
+            ) as lapsed_in,
+            bool_or(
+                x.new_status = 'active'
+                and coalesce(x.old_status in ('canceled', 'paused'), false)
+                and x.evidence_at >= b.t0
+            ) as reactivated_in
+        from x
+        inner join bounds as b on x.evidence_at < b.t1 and x.next_at >= b.t0
+        group by x.membership_id, b.period_start
+    ),
+    ms as (
+        select
+            b.period_start,
+            m.category_id,
+            -- monthly amount, as api.practice_metrics computes it
+            round(coalesce(m.amount, 0) / greatest(
+                extract(year from per.period) * 12 + extract(month from per.period)
+                + extract(day from per.period) * 12 / 364.0,
+                0.01
+            ), 2) as monthly,
+            ev.status_start,
+            ev.status_end,
+            case when fa.first_active_event_at is not null or m.status <> 'one_time' then
+                least((m.started_on::timestamp at time zone pr.timezone), fa.first_active_event_at)
+            end as first_active_at,
+            coalesce(ev.canceled_in, false) as canceled_in,
+            coalesce(ev.lapsed_in, false) as lapsed_in,
+            coalesce(ev.reactivated_in, false) as reactivated_in,
+            b.t0,
+            b.t1
+        from app.memberships as m
+        cross join practice as pr
+        cross join bounds as b
+        left join ev on m.id = ev.membership_id and b.period_start = ev.period_start
+        left join first_active as fa on m.id = fa.membership_id
+        left join interval_names as own on own.name = lower(trim(m.billing_interval))
+        cross join lateral (
+            select coalesce(m.billing_period, own.period, pr.default_period) as period
+        ) as per
+        where m.practice_id = p_practice_id
+    ),
+    per_category as (
+        select
+            ms.period_start,
+            ms.category_id,
+            count(*) filter (where ms.status_start = 'active') as active_at_start,
+            count(*) filter (where ms.status_end = 'active') as active_at_end,
+            count(*) filter (where ms.status_end = 'past_due') as past_due_at_end,
+            sum(ms.monthly) filter (where ms.status_end in ('active', 'past_due')) as mrr,
+            count(*) filter (where ms.first_active_at >= ms.t0 and ms.first_active_at < ms.t1) as new_members,
+            count(*) filter (where ms.canceled_in) as canceled,
+            count(*) filter (where ms.lapsed_in) as lapsed,
+            count(*) filter (where ms.reactivated_in) as reactivated,
+            sum(ms.monthly) filter (
+                where ms.first_active_at >= ms.t0 and ms.first_active_at < ms.t1
+            ) as new_mrr,
+            sum(ms.monthly) filter (where ms.canceled_in) as churned_mrr,
+            sum(ms.monthly) filter (where ms.reactivated_in) as reactivated_mrr
+        from ms
+        group by ms.period_start, ms.category_id
+    )
+
+    select
+        b.period_start,
+        b.period_end,
+        c.id,
+        coalesce(c.name, 'All'),
+        coalesce(sum(pc.active_at_start), 0)::bigint,
+        coalesce(sum(pc.active_at_end), 0)::bigint,
+        coalesce(sum(pc.past_due_at_end), 0)::bigint,
+        coalesce(sum(pc.mrr), 0)::numeric(12, 2),
+        coalesce(sum(pc.new_members), 0)::bigint,
+        coalesce(sum(pc.canceled), 0)::bigint,
+        coalesce(sum(pc.reactivated), 0)::bigint,
+        round(coalesce(sum(pc.canceled), 0) / nullif(sum(pc.active_at_start), 0), 4),
+        coalesce(sum(pc.lapsed), 0)::bigint,
+        coalesce(sum(pc.new_mrr), 0)::numeric(12, 2),
+        coalesce(sum(pc.churned_mrr), 0)::numeric(12, 2),
+        coalesce(sum(pc.reactivated_mrr), 0)::numeric(12, 2)
+    from bounds as b
+    cross join app.categories as c
+    left join per_category as pc on b.period_start = pc.period_start and c.id = pc.category_id
+    where c.practice_id = p_practice_id
+        and (
+            c.kind = 'programme'
+            or exists (select from app.memberships as m where m.practice_id = p_practice_id and m.category_id = c.id)
+        )
+    group by grouping sets ((b.period_start, b.period_end, c.id, c.name, c.sort_order), (b.period_start, b.period_end))
+    order by b.period_start, grouping(c.id), c.sort_order, c.name;
+end
+$$;
+
+-- COMMENT: FUNCTION metrics_series(p_practice_id uuid, p_from date, p_to date)
+COMMENT ON FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) IS 'Owners/admins: api.practice_metrics month by month over [p_from, p_to] (first and last month cut to the period), per programme and in total, with new, churned and reactivated MRR (docs/memberships.md).';
+
+-- ACL: FUNCTION metrics_series(p_practice_id uuid, p_from date, p_to date)
+REVOKE ALL ON FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) TO authenticated;
+
 -- FUNCTION: one_time_purchase_counts(uuid)
 CREATE FUNCTION api.one_time_purchase_counts(p_practice_id uuid) RETURNS TABLE(tab text, category_id uuid, label text, sort_order integer, purchase_count bigint)
     LANGUAGE plpgsql STABLE
@@ -646,6 +828,211 @@ COMMENT ON FUNCTION api.replay_webhook_event(p_event_id bigint) IS 'Owners/admin
 -- ACL: FUNCTION replay_webhook_event(p_event_id bigint)
 REVOKE ALL ON FUNCTION api.replay_webhook_event(p_event_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.replay_webhook_event(p_event_id bigint) TO authenticated;
+
+-- FUNCTION: revenue_outlook(uuid, integer, integer)
+CREATE FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer DEFAULT 6, p_months_ahead integer DEFAULT 6) RETURNS TABLE(month_start date, category_id uuid, category_name text, is_total boolean, collected numeric, expected numeric, expected_charges bigint)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+begin
+    if p_practice_id is null or p_months_back is null or p_months_ahead is null then
+        raise exception 'practice and months are required' using errcode = '22023';
+    end if;
+    if p_months_back not between 0 and 24 or p_months_ahead not between 1 and 24 then
+        raise exception 'months back must be 0 to 24 and months ahead 1 to 24' using errcode = '22023';
+    end if;
+    -- RLS: a practice the user does not belong to does not exist for them
+    if not exists (select from app.practices as p where p.id = p_practice_id) then
+        return;
+    end if;
+    if not p_practice_id = any(private.current_admin_practice_ids()) then
+        raise exception 'the revenue outlook is for the practice''s owners and admins' using errcode = '42501';
+    end if;
+
+    return query
+    with interval_names (name, period) as (
+        -- private.billing_period's names, as api.practice_metrics reads them
+        values
+        ('daily', interval '1 day'), ('weekly', interval '7 days'), ('biweekly', interval '14 days'),
+        ('monthly', interval '1 month'), ('quarterly', interval '3 months'),
+        ('semiannually', interval '6 months'), ('yearly', interval '1 year'), ('annually', interval '1 year'),
+        ('annual', interval '1 year')
+    ),
+    practice as (
+        -- "today" and the months are the practice's (its time zone)
+        select
+            p.timezone,
+            d.period as default_period,
+            (now() at time zone p.timezone)::date as today,
+            date_trunc('month', now() at time zone p.timezone)::date as this_month
+        from app.practices as p
+        left join interval_names as d on d.name = p.default_billing_interval
+        where p.id = p_practice_id
+    ),
+    months as (
+        select g.month::date as month_start
+        from practice as pr
+        cross join generate_series(
+            pr.this_month - make_interval(months => p_months_back),
+            pr.this_month + make_interval(months => p_months_ahead - 1),
+            interval '1 month'
+        ) as g (month)
+    ),
+    horizon as (
+        select
+            pr.*,
+            ((pr.this_month - make_interval(months => p_months_back))::timestamp at time zone pr.timezone) as collected_from,
+            (pr.this_month + make_interval(months => p_months_ahead))::date as expected_until
+        from practice as pr
+    ),
+    -- collected: successful sales count +, refunds (Return) count -, each split over programmes
+    -- by the invoice lines of the sale (a refund: of the sale it refunds); no lines: no programme
+    moves as (
+        select
+            date_trunc('month', p.mx_created_at at time zone h.timezone)::date as month_start,
+            case when p.type = 'Return' then -abs(p.amount) else abs(p.amount) end as amount,
+            case when p.type = 'Return' then coalesce(p.original_payment_id, p.id) else p.id end as basis_id
+        from app.payments as p
+        cross join horizon as h
+        where p.practice_id = p_practice_id
+            and p.mx_created_at >= h.collected_from
+            and p.status in ('Approved', 'Settled')
+            and p.type in ('Sale', 'SaleCompletion', 'Return')
+    ),
+    shares as (
+        select
+            pi.payment_id,
+            l.category_id,
+            sum(l.total_amount) / nullif(sum(sum(l.total_amount)) over (partition by pi.payment_id), 0) as share
+        from app.payment_invoices as pi
+        inner join app.invoice_lines as l on pi.invoice_id = l.invoice_id
+        where pi.payment_id in (select mv.basis_id from moves as mv)
+        group by pi.payment_id, l.category_id
+    ),
+    collected_rows as (
+        select
+            mv.month_start,
+            s.category_id,
+            sum(round(mv.amount * coalesce(s.share, 1), 2)) as collected
+        from moves as mv
+        left join shares as s on mv.basis_id = s.payment_id and s.share is not null
+        group by mv.month_start, s.category_id
+    ),
+    -- expected: one billing source per charge stream
+    contract_sources as (
+        select
+            c.id,
+            c.amount,
+            c.next_bill_date as next_on,
+            coalesce(lm.billing_period, own.period, h.default_period) as period,
+            lm.category_id,
+            lower(trim(c.billing_interval)) = 'once' as once
+        from app.contracts as c
+        cross join horizon as h
+        left join interval_names as own on own.name = lower(trim(c.billing_interval))
+        left join lateral (
+            -- the programme (and its billing period) of a membership the contract bills
+            select m.category_id, m.billing_period
+            from app.memberships as m
+            inner join app.categories as k on m.category_id = k.id
+            where m.contract_id = c.id and m.practice_id = p_practice_id
+            order by k.sort_order, k.name, m.id
+            limit 1
+        ) as lm on true
+        where c.practice_id = p_practice_id and c.status = 'Active'
+    ),
+    membership_sources as (
+        select
+            m.amount,
+            coalesce(
+                m.next_billing_on,
+                ((m.last_paid_at at time zone h.timezone) + coalesce(m.billing_period, own.period, h.default_period))::date
+            ) as next_on,
+            coalesce(m.billing_period, own.period, h.default_period) as period,
+            m.category_id
+        from app.memberships as m
+        cross join horizon as h
+        left join interval_names as own on own.name = lower(trim(m.billing_interval))
+        where m.practice_id = p_practice_id
+            and m.status = 'active'
+            and not exists (
+                select from app.contracts as c
+                where c.id = m.contract_id and c.practice_id = p_practice_id and c.status = 'Active'
+            )
+    ),
+    sources as (
+        select cs.amount, cs.next_on, case when cs.once then null else cs.period end as period, cs.category_id
+        from contract_sources as cs
+        union all
+        select ms.amount, ms.next_on, ms.period, ms.category_id
+        from membership_sources as ms
+    ),
+    charges as (
+        -- each source's billing dates from today to the horizon: next_on + k periods (k counted
+        -- from next_on, so a month-end date stays at month end); an overdue next date rolls on
+        select
+            date_trunc('month', (s.next_on + k.k * s.period))::date as month_start,
+            s.category_id,
+            s.amount
+        from sources as s
+        cross join horizon as h
+        cross join lateral generate_series(
+            greatest(0, floor((h.today - s.next_on) / greatest(extract(epoch from s.period) / 86400, 1))::integer - 1),
+            case when s.period is null then 0
+                else ceil((h.expected_until - s.next_on) / greatest(extract(epoch from s.period) / 86400, 1))::integer + 1
+            end
+        ) as k (k)
+        where s.next_on is not null and s.amount is not null
+            and (s.next_on + k.k * coalesce(s.period, interval '0')) >= h.today
+            and (s.next_on + k.k * coalesce(s.period, interval '0')) < h.expected_until
+    ),
+    expected_rows as (
+        select ch.month_start, ch.category_id, sum(ch.amount) as expected, count(*) as charges
+        from charges as ch
+        group by ch.month_start, ch.category_id
+    ),
+    amounts as (
+        select cr.month_start, cr.category_id, cr.collected, 0::numeric as expected, 0::bigint as charges
+        from collected_rows as cr
+        union all
+        select er.month_start, er.category_id, 0, er.expected, er.charges
+        from expected_rows as er
+    ),
+    rows_of as (
+        -- the practice's programmes, any other category with money, and "no programme" if needed
+        select k.id, k.name, k.sort_order
+        from app.categories as k
+        where k.practice_id = p_practice_id
+            and (k.kind = 'programme' or exists (select from amounts as a where a.category_id = k.id))
+        union all
+        select null, 'No programme', 2147483647
+        where exists (select from amounts as a where a.category_id is null)
+    )
+
+    select
+        mo.month_start,
+        r.id,
+        coalesce(r.name, 'All'),
+        grouping(r.name) = 1,
+        coalesce(sum(a.collected), 0)::numeric(12, 2),
+        coalesce(sum(a.expected), 0)::numeric(12, 2),
+        coalesce(sum(a.charges), 0)::bigint
+    from months as mo
+    cross join rows_of as r
+    left join amounts as a
+        on mo.month_start = a.month_start and a.category_id is not distinct from r.id
+    group by grouping sets ((mo.month_start, r.id, r.name, r.sort_order), (mo.month_start))
+    order by mo.month_start, grouping(r.name), r.sort_order, r.name;
+end
+$$;
+
+-- COMMENT: FUNCTION revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer)
+COMMENT ON FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer) IS 'Owners/admins: per month (p_months_back before this one, this one, p_months_ahead - 1 after) and programme, money collected (sales minus refunds, split by invoice lines) and revenue expected from today on (Active contracts; active memberships without one) (docs/memberships.md).';
+
+-- ACL: FUNCTION revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer)
+REVOKE ALL ON FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer) TO authenticated;
 
 -- FUNCTION: set_category_rule(uuid, text, uuid)
 CREATE FUNCTION api.set_category_rule(p_practice_id uuid, p_keyword text, p_category_id uuid) RETURNS uuid
