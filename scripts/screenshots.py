@@ -66,6 +66,9 @@ def main() -> int:
         "no-practice": ("/", "new-hire@example.test"),
         "bad-filter": (f"/p/{a.id}/memberships?started_from=yesterday", world.users["owner_a"]),
         "not-found": (f"/p/{world.b.id}/memberships", world.users["staff_a"]),
+        "metrics": (f"/p/{a.id}/metrics", world.users["owner_a"]),
+        "revenue-outlook": (f"/p/{a.id}/revenue", world.users["owner_a"]),
+        "metrics-staff": (f"/p/{a.id}/metrics", world.users["staff_a"]),
     }
     del nobody
     try:
