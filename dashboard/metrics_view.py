@@ -47,13 +47,6 @@ class MetricsQuery:
     end: dt.date
     programme: str = "all"  # all | a programme (category) id
 
-    def params(self) -> dict[str, str]:
-        return {
-            "from": self.start.isoformat(),
-            "to": self.end.isoformat(),
-            "programme": self.programme,
-        }
-
 
 def parse_metrics_query(params: Mapping[str, Sequence[str]], today: dt.date) -> MetricsQuery:
     """from/to (default: the last 12 months to today) and programme; raises BadQuery."""
