@@ -23,6 +23,8 @@ language plpgsql
 stable
 security invoker
 set search_path = pg_catalog, pg_temp
+-- as api.metrics_series: JIT compilation costs more than it saves here
+set jit = off
 as $$
 #variable_conflict use_column
 begin
@@ -90,15 +92,18 @@ begin
             and p.status in ('Approved', 'Settled')
             and p.type in ('Sale', 'SaleCompletion', 'Return')
     ),
-    shares as (
-        select
-            pi.payment_id,
-            l.category_id,
-            sum(l.total_amount) / nullif(sum(sum(l.total_amount)) over (partition by pi.payment_id), 0) as share
+    lines as (
+        -- per payment that money moved on (or whose refund did) and programme: its invoice lines
+        select pi.payment_id, l.category_id, sum(l.total_amount) as amount
         from app.payment_invoices as pi
         inner join app.invoice_lines as l on pi.invoice_id = l.invoice_id
-        where pi.payment_id in (select mv.basis_id from moves as mv)
+        where pi.practice_id = p_practice_id and l.practice_id = p_practice_id
+            and pi.payment_id in (select mv.basis_id from moves as mv)
         group by pi.payment_id, l.category_id
+    ),
+    shares as (
+        select li.payment_id, li.category_id, li.amount / nullif(sum(li.amount) over (partition by li.payment_id), 0) as share
+        from lines as li
     ),
     collected_rows as (
         select
@@ -110,26 +115,26 @@ begin
         group by mv.month_start, s.category_id
     ),
     -- expected: one billing source per charge stream
+    contract_programmes as (
+        -- the programme (and billing period) of a membership each contract bills: one per contract
+        select distinct on (m.contract_id) m.contract_id, m.category_id, m.billing_period
+        from app.memberships as m
+        inner join app.categories as k on m.category_id = k.id
+        where m.practice_id = p_practice_id and m.contract_id is not null
+        order by m.contract_id, k.sort_order, k.name, m.id
+    ),
     contract_sources as (
         select
             c.id,
             c.amount,
             c.next_bill_date as next_on,
-            coalesce(lm.billing_period, own.period, h.default_period) as period,
-            lm.category_id,
+            coalesce(cp.billing_period, own.period, h.default_period) as period,
+            cp.category_id,
             lower(trim(c.billing_interval)) = 'once' as once
         from app.contracts as c
         cross join horizon as h
         left join interval_names as own on own.name = lower(trim(c.billing_interval))
-        left join lateral (
-            -- the programme (and its billing period) of a membership the contract bills
-            select m.category_id, m.billing_period
-            from app.memberships as m
-            inner join app.categories as k on m.category_id = k.id
-            where m.contract_id = c.id and m.practice_id = p_practice_id
-            order by k.sort_order, k.name, m.id
-            limit 1
-        ) as lm on true
+        left join contract_programmes as cp on c.id = cp.contract_id
         where c.practice_id = p_practice_id and c.status = 'Active'
     ),
     membership_sources as (

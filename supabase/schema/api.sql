@@ -349,6 +349,7 @@ GRANT ALL ON FUNCTION api.membership_tab_counts(p_practice_id uuid) TO authentic
 CREATE FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) RETURNS TABLE(period_start date, period_end date, category_id uuid, category_name text, active_at_start bigint, active_at_end bigint, past_due_at_end bigint, mrr numeric, new_members bigint, canceled bigint, reactivated bigint, churn_rate numeric, delinquency_churned bigint, new_mrr numeric, churned_mrr numeric, reactivated_mrr numeric)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
     AS $$
 #variable_conflict use_column
 begin
@@ -385,19 +386,56 @@ begin
         where p.id = p_practice_id
     ),
     bounds as (
-        -- one period per calendar month, the first and last cut to [p_from, p_to]
+        -- one period per calendar month (i = 1, 2, ...), the first and last cut to [p_from, p_to]
         select
+            g.i::integer as i,
             greatest(g.month::date, p_from) as period_start,
             least((g.month + interval '1 month')::date - 1, p_to) as period_end,
             (greatest(g.month::date, p_from)::timestamp at time zone pr.timezone) as t0,
             ((least((g.month + interval '1 month')::date - 1, p_to) + 1)::timestamp at time zone pr.timezone) as t1
         from generate_series(
             date_trunc('month', p_from::timestamp), p_to::timestamp, interval '1 month'
-        ) as g (month)
+        ) with ordinality as g (month, i)
         cross join practice as pr
     ),
-    x as (
-        -- the practice's events, each with the next one's time (status at T: evidence_at < T <= next_at)
+    edge_array as (
+        -- the instants whose status counts: edge i starts period i, edge i + 1 ends it (a month's
+        -- end is the next one's start); width_bucket(t, edges) = how many edges are <= t
+        select array_append(array_agg(b.t0 order by b.i), max(b.t1)) as edges, count(*)::integer as n
+        from bounds as b
+    ),
+    first_active as (
+        select e.membership_id, min(e.evidence_at) as first_active_event_at
+        from app.membership_events as e
+        where e.practice_id = p_practice_id and e.new_status = 'active'
+        group by e.membership_id
+    ),
+    ms as (
+        -- each membership once: its programme, monthly amount and when it first became active
+        select
+            m.id,
+            m.category_id,
+            -- monthly amount, as api.practice_metrics computes it
+            round(coalesce(m.amount, 0) / greatest(
+                extract(year from per.period) * 12 + extract(month from per.period)
+                + extract(day from per.period) * 12 / 364.0,
+                0.01
+            ), 2) as monthly,
+            case when fa.first_active_event_at is not null or m.status <> 'one_time' then
+                least((m.started_on::timestamp at time zone pr.timezone), fa.first_active_event_at)
+            end as first_active_at
+        from app.memberships as m
+        cross join practice as pr
+        left join first_active as fa on m.id = fa.membership_id
+        left join interval_names as own on own.name = lower(trim(m.billing_interval))
+        cross join lateral (
+            select coalesce(m.billing_period, own.period, pr.default_period) as period
+        ) as per
+        where m.practice_id = p_practice_id
+    ),
+    xm as (
+        -- the practice's events with their membership's programme and monthly amount, each with
+        -- the next event's time (status at T: evidence_at < T <= next_at)
         select
             e.membership_id,
             e.old_status,
@@ -407,87 +445,100 @@ begin
             e.evidence_at,
             lead(e.evidence_at, 1, 'infinity') over (
                 partition by e.membership_id order by e.evidence_at, e.id
-            ) as next_at
+            ) as next_at,
+            ms.category_id,
+            ms.monthly
         from app.membership_events as e
+        inner join ms on e.membership_id = ms.id
         where e.practice_id = p_practice_id
     ),
-    first_active as (
-        select x.membership_id, min(x.evidence_at) as first_active_event_at
-        from x
-        where x.new_status = 'active'
-        group by x.membership_id
-    ),
-    ev as (
-        -- per membership and period: only events that matter to it (current at t0 or t1, or inside)
+    spans as (
+        -- an active or past-due event is current at edges from_k .. to_k - 1
+        -- (evidence_at < edge <= next_at)
         select
-            x.membership_id,
-            b.period_start,
-            min(x.new_status) filter (where x.evidence_at < b.t0 and x.next_at >= b.t0) as status_start,
-            min(x.new_status) filter (where x.evidence_at < b.t1 and x.next_at >= b.t1) as status_end,
-            bool_or(x.new_status = 'canceled' and x.evidence_at >= b.t0) as canceled_in,
+            xm.category_id,
+            xm.new_status,
+            xm.monthly,
+            width_bucket(xm.evidence_at, ea.edges) + 1 as from_k,
+            width_bucket(xm.next_at, ea.edges) + 1 as to_k
+        from xm
+        cross join edge_array as ea
+        where xm.new_status in ('active', 'past_due')
+    ),
+    deltas as (
+        -- counted from from_k on, no longer from to_k on: a running sum over the edges gives the
+        -- count at each one without looking each membership up at each edge
+        select sp.from_k as k, sp.category_id, sp.new_status, 1 as n, sp.monthly as w
+        from spans as sp
+        where sp.from_k < sp.to_k
+        union all
+        select sp.to_k, sp.category_id, sp.new_status, -1, -sp.monthly
+        from spans as sp
+        where sp.from_k < sp.to_k
+    ),
+    per_k as (
+        select
+            d.k,
+            d.category_id,
+            sum(d.n) filter (where d.new_status = 'active') as active,
+            sum(d.n) filter (where d.new_status = 'past_due') as past_due,
+            sum(d.w) as mrr
+        from deltas as d
+        group by d.k, d.category_id
+    ),
+    at_edge as (
+        select
+            g.k,
+            cat.category_id,
+            sum(coalesce(pk.active, 0)) over running as active,
+            sum(coalesce(pk.past_due, 0)) over running as past_due,
+            sum(coalesce(pk.mrr, 0)) over running as mrr
+        from edge_array as ea
+        cross join generate_series(1, ea.n + 1) as g (k)
+        cross join (select distinct pk.category_id from per_k as pk) as cat
+        left join per_k as pk on g.k = pk.k and cat.category_id = pk.category_id
+        window running as (partition by cat.category_id order by g.k)
+    ),
+    moves as (
+        -- per membership and period: whether it was canceled, lapsed, reactivated inside it
+        select
+            width_bucket(xm.evidence_at, ea.edges) as i,
+            xm.membership_id,
+            xm.category_id,
+            xm.monthly,
+            bool_or(xm.new_status = 'canceled') as canceled_in,
+            bool_or(xm.new_status = 'canceled' and xm.source = 'system' and xm.reason = 'lapsed') as lapsed_in,
             bool_or(
-                x.new_status = 'canceled' and x.source = 'system' and x.reason = 'lapsed'
-                and x.evidence_at >= b.t0
-            ) as lapsed_in,
-            bool_or(
-                x.new_status = 'active'
-                and coalesce(x.old_status in ('canceled', 'paused'), false)
-                and x.evidence_at >= b.t0
+                xm.new_status = 'active' and coalesce(xm.old_status in ('canceled', 'paused'), false)
             ) as reactivated_in
-        from x
-        inner join bounds as b on x.evidence_at < b.t1 and x.next_at >= b.t0
-        group by x.membership_id, b.period_start
+        from xm
+        cross join edge_array as ea
+        where xm.new_status in ('canceled', 'active')
+            and xm.evidence_at >= ea.edges[1] and xm.evidence_at < ea.edges[ea.n + 1]
+        group by 1, xm.membership_id, xm.category_id, xm.monthly
     ),
-    ms as (
+    moved as (
         select
-            b.period_start,
-            m.category_id,
-            -- monthly amount, as api.practice_metrics computes it
-            round(coalesce(m.amount, 0) / greatest(
-                extract(year from per.period) * 12 + extract(month from per.period)
-                + extract(day from per.period) * 12 / 364.0,
-                0.01
-            ), 2) as monthly,
-            ev.status_start,
-            ev.status_end,
-            case when fa.first_active_event_at is not null or m.status <> 'one_time' then
-                least((m.started_on::timestamp at time zone pr.timezone), fa.first_active_event_at)
-            end as first_active_at,
-            coalesce(ev.canceled_in, false) as canceled_in,
-            coalesce(ev.lapsed_in, false) as lapsed_in,
-            coalesce(ev.reactivated_in, false) as reactivated_in,
-            b.t0,
-            b.t1
-        from app.memberships as m
-        cross join practice as pr
-        cross join bounds as b
-        left join ev on m.id = ev.membership_id and b.period_start = ev.period_start
-        left join first_active as fa on m.id = fa.membership_id
-        left join interval_names as own on own.name = lower(trim(m.billing_interval))
-        cross join lateral (
-            select coalesce(m.billing_period, own.period, pr.default_period) as period
-        ) as per
-        where m.practice_id = p_practice_id
+            mv.i,
+            mv.category_id,
+            count(*) filter (where mv.canceled_in) as canceled,
+            count(*) filter (where mv.lapsed_in) as lapsed,
+            count(*) filter (where mv.reactivated_in) as reactivated,
+            sum(mv.monthly) filter (where mv.canceled_in) as churned_mrr,
+            sum(mv.monthly) filter (where mv.reactivated_in) as reactivated_mrr
+        from moves as mv
+        group by mv.i, mv.category_id
     ),
-    per_category as (
+    news as (
         select
-            ms.period_start,
+            width_bucket(ms.first_active_at, ea.edges) as i,
             ms.category_id,
-            count(*) filter (where ms.status_start = 'active') as active_at_start,
-            count(*) filter (where ms.status_end = 'active') as active_at_end,
-            count(*) filter (where ms.status_end = 'past_due') as past_due_at_end,
-            sum(ms.monthly) filter (where ms.status_end in ('active', 'past_due')) as mrr,
-            count(*) filter (where ms.first_active_at >= ms.t0 and ms.first_active_at < ms.t1) as new_members,
-            count(*) filter (where ms.canceled_in) as canceled,
-            count(*) filter (where ms.lapsed_in) as lapsed,
-            count(*) filter (where ms.reactivated_in) as reactivated,
-            sum(ms.monthly) filter (
-                where ms.first_active_at >= ms.t0 and ms.first_active_at < ms.t1
-            ) as new_mrr,
-            sum(ms.monthly) filter (where ms.canceled_in) as churned_mrr,
-            sum(ms.monthly) filter (where ms.reactivated_in) as reactivated_mrr
+            count(*) as new_members,
+            sum(ms.monthly) as new_mrr
         from ms
-        group by ms.period_start, ms.category_id
+        cross join edge_array as ea
+        where ms.first_active_at >= ea.edges[1] and ms.first_active_at < ea.edges[ea.n + 1]
+        group by 1, ms.category_id
     )
 
     select
@@ -495,21 +546,24 @@ begin
         b.period_end,
         c.id,
         coalesce(c.name, 'All'),
-        coalesce(sum(pc.active_at_start), 0)::bigint,
-        coalesce(sum(pc.active_at_end), 0)::bigint,
-        coalesce(sum(pc.past_due_at_end), 0)::bigint,
-        coalesce(sum(pc.mrr), 0)::numeric(12, 2),
-        coalesce(sum(pc.new_members), 0)::bigint,
-        coalesce(sum(pc.canceled), 0)::bigint,
-        coalesce(sum(pc.reactivated), 0)::bigint,
-        round(coalesce(sum(pc.canceled), 0) / nullif(sum(pc.active_at_start), 0), 4),
-        coalesce(sum(pc.lapsed), 0)::bigint,
-        coalesce(sum(pc.new_mrr), 0)::numeric(12, 2),
-        coalesce(sum(pc.churned_mrr), 0)::numeric(12, 2),
-        coalesce(sum(pc.reactivated_mrr), 0)::numeric(12, 2)
+        coalesce(sum(s0.active), 0)::bigint,
+        coalesce(sum(s1.active), 0)::bigint,
+        coalesce(sum(s1.past_due), 0)::bigint,
+        coalesce(sum(s1.mrr), 0)::numeric(12, 2),
+        coalesce(sum(n.new_members), 0)::bigint,
+        coalesce(sum(mv.canceled), 0)::bigint,
+        coalesce(sum(mv.reactivated), 0)::bigint,
+        round(coalesce(sum(mv.canceled), 0) / nullif(sum(s0.active), 0), 4),
+        coalesce(sum(mv.lapsed), 0)::bigint,
+        coalesce(sum(n.new_mrr), 0)::numeric(12, 2),
+        coalesce(sum(mv.churned_mrr), 0)::numeric(12, 2),
+        coalesce(sum(mv.reactivated_mrr), 0)::numeric(12, 2)
     from bounds as b
     cross join app.categories as c
-    left join per_category as pc on b.period_start = pc.period_start and c.id = pc.category_id
+    left join at_edge as s0 on b.i = s0.k and c.id = s0.category_id
+    left join at_edge as s1 on b.i + 1 = s1.k and c.id = s1.category_id
+    left join moved as mv on b.i = mv.i and c.id = mv.category_id
+    left join news as n on b.i = n.i and c.id = n.category_id
     where c.practice_id = p_practice_id
         and (
             c.kind = 'programme'
@@ -833,6 +887,7 @@ GRANT ALL ON FUNCTION api.replay_webhook_event(p_event_id bigint) TO authenticat
 CREATE FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer DEFAULT 6, p_months_ahead integer DEFAULT 6) RETURNS TABLE(month_start date, category_id uuid, category_name text, is_total boolean, collected numeric, expected numeric, expected_charges bigint)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
     AS $$
 #variable_conflict use_column
 begin
@@ -900,15 +955,18 @@ begin
             and p.status in ('Approved', 'Settled')
             and p.type in ('Sale', 'SaleCompletion', 'Return')
     ),
-    shares as (
-        select
-            pi.payment_id,
-            l.category_id,
-            sum(l.total_amount) / nullif(sum(sum(l.total_amount)) over (partition by pi.payment_id), 0) as share
+    lines as (
+        -- per payment that money moved on (or whose refund did) and programme: its invoice lines
+        select pi.payment_id, l.category_id, sum(l.total_amount) as amount
         from app.payment_invoices as pi
         inner join app.invoice_lines as l on pi.invoice_id = l.invoice_id
-        where pi.payment_id in (select mv.basis_id from moves as mv)
+        where pi.practice_id = p_practice_id and l.practice_id = p_practice_id
+            and pi.payment_id in (select mv.basis_id from moves as mv)
         group by pi.payment_id, l.category_id
+    ),
+    shares as (
+        select li.payment_id, li.category_id, li.amount / nullif(sum(li.amount) over (partition by li.payment_id), 0) as share
+        from lines as li
     ),
     collected_rows as (
         select
@@ -920,26 +978,26 @@ begin
         group by mv.month_start, s.category_id
     ),
     -- expected: one billing source per charge stream
+    contract_programmes as (
+        -- the programme (and billing period) of a membership each contract bills: one per contract
+        select distinct on (m.contract_id) m.contract_id, m.category_id, m.billing_period
+        from app.memberships as m
+        inner join app.categories as k on m.category_id = k.id
+        where m.practice_id = p_practice_id and m.contract_id is not null
+        order by m.contract_id, k.sort_order, k.name, m.id
+    ),
     contract_sources as (
         select
             c.id,
             c.amount,
             c.next_bill_date as next_on,
-            coalesce(lm.billing_period, own.period, h.default_period) as period,
-            lm.category_id,
+            coalesce(cp.billing_period, own.period, h.default_period) as period,
+            cp.category_id,
             lower(trim(c.billing_interval)) = 'once' as once
         from app.contracts as c
         cross join horizon as h
         left join interval_names as own on own.name = lower(trim(c.billing_interval))
-        left join lateral (
-            -- the programme (and its billing period) of a membership the contract bills
-            select m.category_id, m.billing_period
-            from app.memberships as m
-            inner join app.categories as k on m.category_id = k.id
-            where m.contract_id = c.id and m.practice_id = p_practice_id
-            order by k.sort_order, k.name, m.id
-            limit 1
-        ) as lm on true
+        left join contract_programmes as cp on c.id = cp.contract_id
         where c.practice_id = p_practice_id and c.status = 'Active'
     ),
     membership_sources as (
