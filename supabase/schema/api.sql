@@ -888,6 +888,7 @@ CREATE FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer DE
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET jit TO 'off'
+    SET enable_nestloop TO 'off'
     AS $$
 #variable_conflict use_column
 begin
