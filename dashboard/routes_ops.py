@@ -17,6 +17,7 @@ VENDOR: Final = {
     "htmx.min.js": ("htmx.org/dist/htmx.min.js", "text/javascript"),
     "sse.js": ("htmx-ext-sse/dist/sse.js", "text/javascript"),
     "pico.min.css": ("@picocss/pico/css/pico.min.css", "text/css"),
+    "chart.umd.min.js": ("chart.js/dist/chart.umd.min.js", "text/javascript"),
 }
 
 

@@ -147,6 +147,9 @@ def main() -> int:
         "programmes-move": (f"/p/{a.id}/products/{lab}/move?to={other}", world.users["owner_a"]),
         "settings": (f"/p/{a.id}/settings", world.users["owner_a"]),
         "programmes-staff": (f"/p/{a.id}/programmes", world.users["staff_a"]),
+        "metrics": (f"/p/{a.id}/metrics", world.users["owner_a"]),
+        "revenue-outlook": (f"/p/{a.id}/revenue", world.users["owner_a"]),
+        "metrics-staff": (f"/p/{a.id}/metrics", world.users["staff_a"]),
     }
     del nobody
     try:

@@ -4,7 +4,10 @@
    ``api`` calls it makes (``dashboard.memberships_view.memberships_context``, as the same user
    in one transaction), alternating which goes first, ``--rounds`` times each; target: page p95 at
    most 2x the api p95.
-2. Live: the time from a committed membership change (what the worker's procedures commit; the
+2. The metrics page (``/p/{id}/metrics``: 12 months, every programme, four charts) and the
+   revenue outlook (``/p/{id}/revenue``) of the same practice as its owner, complete HTML over
+   HTTP, ``--metrics-rounds`` times each; target (issue 11): the metrics page p95 under 1 s.
+3. Live: the time from a committed membership change (what the worker's procedures commit; the
    trigger's ``NOTIFY``) to the server-sent event on an open stream of that practice, while
    ingest runs at half its throughput through a real ``python -m webhook`` and a real
    ``python -m worker run``: the open-loop client of ``scripts/bench/load.py`` posts the
@@ -78,7 +81,7 @@ def pct(values: list[float], p: float) -> float:
 def database(args: argparse.Namespace) -> str:
     if args.db:
         return localdb.database_url(args.db)
-    url = localdb.fresh_database("mx_bench_dashboard")
+    url = localdb.fresh_database(args.new_db)
     print(
         f"bench-dashboard: generating {args.practices} practices, {args.memberships:,} "
         f"memberships, {args.payments:,} payments",
@@ -171,6 +174,56 @@ async def page_vs_api(
                 }
             )
     return results
+
+
+METRIC_PAGES = {
+    "metrics, last 12 months, all programmes": "metrics",
+    "metrics, last 12 months, one programme": "metrics?programme={programme}",
+    "revenue outlook, 6 months back, 6 ahead": "revenue",
+    "revenue outlook, 12 months back, 12 ahead": "revenue?back=12&ahead=12",
+}
+
+
+async def metrics_pages(
+    base_url: str, token: str, practice: str, programme: str, rounds: int
+) -> list[dict[str, Any]]:
+    """The metrics and revenue pages, whole HTML over HTTP, as the practice's owner."""
+    results = []
+    async with httpx.AsyncClient(
+        base_url=base_url, cookies={"mxd_access": token}, timeout=60
+    ) as client:
+        for name, tail in METRIC_PAGES.items():
+            path = f"/p/{practice}/" + tail.format(programme=programme)
+            for _ in range(2):  # warm up
+                response = await client.get(path)
+                assert response.status_code == 200, (path, response.status_code)
+            times: list[float] = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                response = await client.get(path)
+                assert response.status_code == 200
+                times.append((time.perf_counter() - started) * 1000)
+            results.append(
+                {
+                    "page": name,
+                    "p50_ms": round(pct(times, 50), 1),
+                    "p95_ms": round(pct(times, 95), 1),
+                    "max_ms": round(max(times), 1),
+                    "bytes": len(response.content),
+                }
+            )
+    return results
+
+
+def busiest_programme(url: str, practice: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select category_id from app.memberships where practice_id = %s "
+            "group by 1 order by count(*) desc limit 1",
+            (practice,),
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def live(
@@ -366,10 +419,14 @@ def half_ingest_rate(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", help="reuse this scale database (e.g. mx_bench_scale)")
+    parser.add_argument(
+        "--new-db", default="mx_bench_dashboard", help="the database generated (without --db)"
+    )
     parser.add_argument("--practices", type=int, default=20)
     parser.add_argument("--payments", type=int, default=1_000_000)
     parser.add_argument("--memberships", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--metrics-rounds", type=int, default=20)
     parser.add_argument("--live-samples", type=int, default=100)
     parser.add_argument(
         "--load",
@@ -442,6 +499,15 @@ def main(argv: list[str] | None = None) -> int:
         wait_http(f"{base_url}/readyz", RUN_DIR)
         wait_http(f"http://127.0.0.1:{webhook_port}/readyz", RUN_DIR)
         pages = asyncio.run(measure())
+        metrics = asyncio.run(
+            metrics_pages(
+                base_url,
+                token,
+                practice,
+                busiest_programme(url, practice),
+                args.metrics_rounds,
+            )
+        )
         # the ingest load: a practice onboarded as a merchant the stand-in knows
         merchant = httpx.post(
             f"{standin['control_url']}/merchants", json={"name": "Bench Live Ingest"}, timeout=10
@@ -504,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "practice_memberships": size,
         "pages": pages,
+        "metrics_pages": metrics,
+        "metrics_rounds": args.metrics_rounds,
         "live": live_result,
         "rounds": args.rounds,
         "load_average_after": load_after,
@@ -519,6 +587,17 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {row['variant']} | {row['page_p50_ms']} / {row['page_p95_ms']} | "
             f"{row['api_p50_ms']} / {row['api_p95_ms']} | {row['ratio_p95']} | <= 2.0 | {met} |"
+        )
+    print(f"\nMetrics and revenue outlook pages, {args.metrics_rounds} rounds each:\n")
+    print("| page | p50 / p95 / max ms | KB | target | met |")
+    print("|---|---|---|---|---|")
+    for row in metrics:
+        is_metrics = row["page"].startswith("metrics")
+        target = "p95 < 1000 ms" if is_metrics else "none"
+        met = ("yes" if row["p95_ms"] < 1000 else "no") if is_metrics else "—"
+        print(
+            f"| {row['page']} | {row['p50_ms']} / {row['p95_ms']} / {row['max_ms']} | "
+            f"{row['bytes'] // 1024} | {target} | {met} |"
         )
     live_met = (
         live_result["p95_ms"] is not None

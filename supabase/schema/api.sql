@@ -471,6 +471,242 @@ COMMENT ON FUNCTION api.membership_tab_counts(p_practice_id uuid) IS 'One row pe
 REVOKE ALL ON FUNCTION api.membership_tab_counts(p_practice_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.membership_tab_counts(p_practice_id uuid) TO authenticated;
 
+-- FUNCTION: metrics_series(uuid, date, date)
+CREATE FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) RETURNS TABLE(period_start date, period_end date, category_id uuid, category_name text, active_at_start bigint, active_at_end bigint, past_due_at_end bigint, mrr numeric, new_members bigint, canceled bigint, reactivated bigint, churn_rate numeric, delinquency_churned bigint, new_mrr numeric, churned_mrr numeric, reactivated_mrr numeric)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+#variable_conflict use_column
+begin
+    if p_practice_id is null or p_from is null or p_to is null then
+        raise exception 'practice, from and to are required' using errcode = '22023';
+    end if;
+    if p_from > p_to then
+        raise exception 'the period starts after it ends (% > %)', p_from, p_to using errcode = '22023';
+    end if;
+    if p_to > p_from + interval '5 years' then
+        raise exception 'the period is longer than 5 years' using errcode = '22023';
+    end if;
+    -- RLS: a practice the user does not belong to does not exist for them
+    if not exists (select from app.practices as p where p.id = p_practice_id) then
+        return;
+    end if;
+    if not p_practice_id = any(private.current_admin_practice_ids()) then
+        raise exception 'metrics are for the practice''s owners and admins' using errcode = '42501';
+    end if;
+
+    return query
+    with interval_names (name, period) as (
+        -- private.billing_period's names (unknown names: the practice's default)
+        values
+        ('daily', interval '1 day'), ('weekly', interval '7 days'), ('biweekly', interval '14 days'),
+        ('monthly', interval '1 month'), ('quarterly', interval '3 months'),
+        ('semiannually', interval '6 months'), ('yearly', interval '1 year'), ('annually', interval '1 year'),
+        ('annual', interval '1 year')
+    ),
+    practice as (
+        select p.timezone, d.period as default_period
+        from app.practices as p
+        left join interval_names as d on d.name = p.default_billing_interval
+        where p.id = p_practice_id
+    ),
+    bounds as (
+        -- one period per calendar month (i = 1, 2, ...), the first and last cut to [p_from, p_to]
+        select
+            g.i::integer as i,
+            greatest(g.month::date, p_from) as period_start,
+            least((g.month + interval '1 month')::date - 1, p_to) as period_end,
+            (greatest(g.month::date, p_from)::timestamp at time zone pr.timezone) as t0,
+            ((least((g.month + interval '1 month')::date - 1, p_to) + 1)::timestamp at time zone pr.timezone) as t1
+        from generate_series(
+            date_trunc('month', p_from::timestamp), p_to::timestamp, interval '1 month'
+        ) with ordinality as g (month, i)
+        cross join practice as pr
+    ),
+    edge_array as (
+        -- the instants whose status counts: edge i starts period i, edge i + 1 ends it (a month's
+        -- end is the next one's start); width_bucket(t, edges) = how many edges are <= t
+        select array_append(array_agg(b.t0 order by b.i), max(b.t1)) as edges, count(*)::integer as n
+        from bounds as b
+    ),
+    first_active as (
+        select e.membership_id, min(e.evidence_at) as first_active_event_at
+        from app.membership_events as e
+        where e.practice_id = p_practice_id and e.new_status = 'active'
+        group by e.membership_id
+    ),
+    ms as (
+        -- each membership once: its programme, monthly amount and when it first became active
+        select
+            m.id,
+            m.category_id,
+            -- monthly amount, as api.practice_metrics computes it
+            round(coalesce(m.amount, 0) / greatest(
+                extract(year from per.period) * 12 + extract(month from per.period)
+                + extract(day from per.period) * 12 / 364.0,
+                0.01
+            ), 2) as monthly,
+            case when fa.first_active_event_at is not null or m.status <> 'one_time' then
+                least((m.started_on::timestamp at time zone pr.timezone), fa.first_active_event_at)
+            end as first_active_at
+        from app.memberships as m
+        cross join practice as pr
+        left join first_active as fa on m.id = fa.membership_id
+        left join interval_names as own on own.name = lower(trim(m.billing_interval))
+        cross join lateral (
+            select coalesce(m.billing_period, own.period, pr.default_period) as period
+        ) as per
+        where m.practice_id = p_practice_id
+    ),
+    xm as (
+        -- the practice's events with their membership's programme and monthly amount, each with
+        -- the next event's time (status at T: evidence_at < T <= next_at)
+        select
+            e.membership_id,
+            e.old_status,
+            e.new_status,
+            e.source,
+            e.reason,
+            e.evidence_at,
+            lead(e.evidence_at, 1, 'infinity') over (
+                partition by e.membership_id order by e.evidence_at, e.id
+            ) as next_at,
+            ms.category_id,
+            ms.monthly
+        from app.membership_events as e
+        inner join ms on e.membership_id = ms.id
+        where e.practice_id = p_practice_id
+    ),
+    spans as (
+        -- an active or past-due event is current at edges from_k .. to_k - 1
+        -- (evidence_at < edge <= next_at)
+        select
+            xm.category_id,
+            xm.new_status,
+            xm.monthly,
+            width_bucket(xm.evidence_at, ea.edges) + 1 as from_k,
+            width_bucket(xm.next_at, ea.edges) + 1 as to_k
+        from xm
+        cross join edge_array as ea
+        where xm.new_status in ('active', 'past_due')
+    ),
+    deltas as (
+        -- counted from from_k on, no longer from to_k on: a running sum over the edges gives the
+        -- count at each one without looking each membership up at each edge
+        select sp.from_k as k, sp.category_id, sp.new_status, 1 as n, sp.monthly as w
+        from spans as sp
+        where sp.from_k < sp.to_k
+        union all
+        select sp.to_k, sp.category_id, sp.new_status, -1, -sp.monthly
+        from spans as sp
+        where sp.from_k < sp.to_k
+    ),
+    per_k as (
+        select
+            d.k,
+            d.category_id,
+            sum(d.n) filter (where d.new_status = 'active') as active,
+            sum(d.n) filter (where d.new_status = 'past_due') as past_due,
+            sum(d.w) as mrr
+        from deltas as d
+        group by d.k, d.category_id
+    ),
+    at_edge as (
+        select
+            g.k,
+            cat.category_id,
+            sum(coalesce(pk.active, 0)) over running as active,
+            sum(coalesce(pk.past_due, 0)) over running as past_due,
+            sum(coalesce(pk.mrr, 0)) over running as mrr
+        from edge_array as ea
+        cross join generate_series(1, ea.n + 1) as g (k)
+        cross join (select distinct pk.category_id from per_k as pk) as cat
+        left join per_k as pk on g.k = pk.k and cat.category_id = pk.category_id
+        window running as (partition by cat.category_id order by g.k)
+    ),
+    moves as (
+        -- per membership and period: whether it was canceled, lapsed, reactivated inside it
+        select
+            width_bucket(xm.evidence_at, ea.edges) as i,
+            xm.membership_id,
+            xm.category_id,
+            xm.monthly,
+            bool_or(xm.new_status = 'canceled') as canceled_in,
+            bool_or(xm.new_status = 'canceled' and xm.source = 'system' and xm.reason = 'lapsed') as lapsed_in,
+            bool_or(
+                xm.new_status = 'active' and coalesce(xm.old_status in ('canceled', 'paused'), false)
+            ) as reactivated_in
+        from xm
+        cross join edge_array as ea
+        where xm.new_status in ('canceled', 'active')
+            and xm.evidence_at >= ea.edges[1] and xm.evidence_at < ea.edges[ea.n + 1]
+        group by 1, xm.membership_id, xm.category_id, xm.monthly
+    ),
+    moved as (
+        select
+            mv.i,
+            mv.category_id,
+            count(*) filter (where mv.canceled_in) as canceled,
+            count(*) filter (where mv.lapsed_in) as lapsed,
+            count(*) filter (where mv.reactivated_in) as reactivated,
+            sum(mv.monthly) filter (where mv.canceled_in) as churned_mrr,
+            sum(mv.monthly) filter (where mv.reactivated_in) as reactivated_mrr
+        from moves as mv
+        group by mv.i, mv.category_id
+    ),
+    news as (
+        select
+            width_bucket(ms.first_active_at, ea.edges) as i,
+            ms.category_id,
+            count(*) as new_members,
+            sum(ms.monthly) as new_mrr
+        from ms
+        cross join edge_array as ea
+        where ms.first_active_at >= ea.edges[1] and ms.first_active_at < ea.edges[ea.n + 1]
+        group by 1, ms.category_id
+    )
+
+    select
+        b.period_start,
+        b.period_end,
+        c.id,
+        coalesce(c.name, 'All'),
+        coalesce(sum(s0.active), 0)::bigint,
+        coalesce(sum(s1.active), 0)::bigint,
+        coalesce(sum(s1.past_due), 0)::bigint,
+        coalesce(sum(s1.mrr), 0)::numeric(12, 2),
+        coalesce(sum(n.new_members), 0)::bigint,
+        coalesce(sum(mv.canceled), 0)::bigint,
+        coalesce(sum(mv.reactivated), 0)::bigint,
+        round(coalesce(sum(mv.canceled), 0) / nullif(sum(s0.active), 0), 4),
+        coalesce(sum(mv.lapsed), 0)::bigint,
+        coalesce(sum(n.new_mrr), 0)::numeric(12, 2),
+        coalesce(sum(mv.churned_mrr), 0)::numeric(12, 2),
+        coalesce(sum(mv.reactivated_mrr), 0)::numeric(12, 2)
+    from bounds as b
+    cross join app.categories as c
+    left join at_edge as s0 on b.i = s0.k and c.id = s0.category_id
+    left join at_edge as s1 on b.i + 1 = s1.k and c.id = s1.category_id
+    left join moved as mv on b.i = mv.i and c.id = mv.category_id
+    left join news as n on b.i = n.i and c.id = n.category_id
+    where c.practice_id = p_practice_id
+        and (
+            c.kind = 'programme'
+            or exists (select from app.memberships as m where m.practice_id = p_practice_id and m.category_id = c.id)
+        )
+    group by grouping sets ((b.period_start, b.period_end, c.id, c.name, c.sort_order), (b.period_start, b.period_end))
+    order by b.period_start, grouping(c.id), c.sort_order, c.name;
+end
+$$;
+
+-- COMMENT: FUNCTION metrics_series(p_practice_id uuid, p_from date, p_to date)
+COMMENT ON FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) IS 'Owners/admins: api.practice_metrics month by month over [p_from, p_to] (first and last month cut to the period), per programme and in total, with new, churned and reactivated MRR (docs/memberships.md).';
+
+-- ACL: FUNCTION metrics_series(p_practice_id uuid, p_from date, p_to date)
+REVOKE ALL ON FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.metrics_series(p_practice_id uuid, p_from date, p_to date) TO authenticated;
+
 -- FUNCTION: one_time_purchase_counts(uuid)
 CREATE FUNCTION api.one_time_purchase_counts(p_practice_id uuid) RETURNS TABLE(tab text, category_id uuid, label text, sort_order integer, purchase_count bigint)
     LANGUAGE plpgsql STABLE
@@ -1145,6 +1381,216 @@ COMMENT ON FUNCTION api.request_sync(p_practice_id uuid) IS 'Owners/admins: ask 
 -- ACL: FUNCTION request_sync(p_practice_id uuid)
 REVOKE ALL ON FUNCTION api.request_sync(p_practice_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.request_sync(p_practice_id uuid) TO authenticated;
+
+-- FUNCTION: revenue_outlook(uuid, integer, integer)
+CREATE FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer DEFAULT 6, p_months_ahead integer DEFAULT 6) RETURNS TABLE(month_start date, category_id uuid, category_name text, is_total boolean, collected numeric, expected numeric, expected_charges bigint)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    SET enable_nestloop TO 'off'
+    AS $$
+#variable_conflict use_column
+begin
+    if p_practice_id is null or p_months_back is null or p_months_ahead is null then
+        raise exception 'practice and months are required' using errcode = '22023';
+    end if;
+    if p_months_back not between 0 and 24 or p_months_ahead not between 1 and 24 then
+        raise exception 'months back must be 0 to 24 and months ahead 1 to 24' using errcode = '22023';
+    end if;
+    -- RLS: a practice the user does not belong to does not exist for them
+    if not exists (select from app.practices as p where p.id = p_practice_id) then
+        return;
+    end if;
+    if not p_practice_id = any(private.current_admin_practice_ids()) then
+        raise exception 'the revenue outlook is for the practice''s owners and admins' using errcode = '42501';
+    end if;
+
+    return query
+    with interval_names (name, period) as (
+        -- private.billing_period's names, as api.practice_metrics reads them
+        values
+        ('daily', interval '1 day'), ('weekly', interval '7 days'), ('biweekly', interval '14 days'),
+        ('monthly', interval '1 month'), ('quarterly', interval '3 months'),
+        ('semiannually', interval '6 months'), ('yearly', interval '1 year'), ('annually', interval '1 year'),
+        ('annual', interval '1 year')
+    ),
+    practice as (
+        -- "today" and the months are the practice's (its time zone)
+        select
+            p.timezone,
+            d.period as default_period,
+            (now() at time zone p.timezone)::date as today,
+            date_trunc('month', now() at time zone p.timezone)::date as this_month
+        from app.practices as p
+        left join interval_names as d on d.name = p.default_billing_interval
+        where p.id = p_practice_id
+    ),
+    months as (
+        select g.month::date as month_start
+        from practice as pr
+        cross join generate_series(
+            pr.this_month - make_interval(months => p_months_back),
+            pr.this_month + make_interval(months => p_months_ahead - 1),
+            interval '1 month'
+        ) as g (month)
+    ),
+    horizon as (
+        select
+            pr.*,
+            ((pr.this_month - make_interval(months => p_months_back))::timestamp at time zone pr.timezone) as collected_from,
+            (pr.this_month + make_interval(months => p_months_ahead))::date as expected_until
+        from practice as pr
+    ),
+    -- collected: successful sales count +, refunds (Return) count -, each split over programmes
+    -- by the invoice lines of the sale (a refund: of the sale it refunds); no lines: no programme
+    moves as (
+        select
+            date_trunc('month', p.mx_created_at at time zone h.timezone)::date as month_start,
+            case when p.type = 'Return' then -abs(p.amount) else abs(p.amount) end as amount,
+            case when p.type = 'Return' then coalesce(p.original_payment_id, p.id) else p.id end as basis_id
+        from app.payments as p
+        cross join horizon as h
+        where p.practice_id = p_practice_id
+            and p.mx_created_at >= h.collected_from
+            and p.status in ('Approved', 'Settled')
+            and p.type in ('Sale', 'SaleCompletion', 'Return')
+    ),
+    lines as (
+        -- per payment that money moved on (or whose refund did) and programme: its invoice lines
+        select pi.payment_id, l.category_id, sum(l.total_amount) as amount
+        from app.payment_invoices as pi
+        inner join app.invoice_lines as l on pi.invoice_id = l.invoice_id
+        where pi.practice_id = p_practice_id and l.practice_id = p_practice_id
+            and pi.payment_id in (select mv.basis_id from moves as mv)
+        group by pi.payment_id, l.category_id
+    ),
+    shares as (
+        select li.payment_id, li.category_id, li.amount / nullif(sum(li.amount) over (partition by li.payment_id), 0) as share
+        from lines as li
+    ),
+    collected_rows as (
+        select
+            mv.month_start,
+            s.category_id,
+            sum(round(mv.amount * coalesce(s.share, 1), 2)) as collected
+        from moves as mv
+        left join shares as s on mv.basis_id = s.payment_id and s.share is not null
+        group by mv.month_start, s.category_id
+    ),
+    -- expected: one billing source per charge stream
+    contract_programmes as (
+        -- the programme (and billing period) of a membership each contract bills: one per contract
+        select distinct on (m.contract_id) m.contract_id, m.category_id, m.billing_period
+        from app.memberships as m
+        inner join app.categories as k on m.category_id = k.id
+        where m.practice_id = p_practice_id and m.contract_id is not null
+        order by m.contract_id, k.sort_order, k.name, m.id
+    ),
+    contract_sources as (
+        select
+            c.id,
+            c.amount,
+            c.next_bill_date as next_on,
+            coalesce(cp.billing_period, own.period, h.default_period) as period,
+            cp.category_id,
+            lower(trim(c.billing_interval)) = 'once' as once
+        from app.contracts as c
+        cross join horizon as h
+        left join interval_names as own on own.name = lower(trim(c.billing_interval))
+        left join contract_programmes as cp on c.id = cp.contract_id
+        where c.practice_id = p_practice_id and c.status = 'Active'
+    ),
+    membership_sources as (
+        select
+            m.amount,
+            coalesce(
+                m.next_billing_on,
+                ((m.last_paid_at at time zone h.timezone) + coalesce(m.billing_period, own.period, h.default_period))::date
+            ) as next_on,
+            coalesce(m.billing_period, own.period, h.default_period) as period,
+            m.category_id
+        from app.memberships as m
+        cross join horizon as h
+        left join interval_names as own on own.name = lower(trim(m.billing_interval))
+        where m.practice_id = p_practice_id
+            and m.status = 'active'
+            and not exists (
+                select from app.contracts as c
+                where c.id = m.contract_id and c.practice_id = p_practice_id and c.status = 'Active'
+            )
+    ),
+    sources as (
+        select cs.amount, cs.next_on, case when cs.once then null else cs.period end as period, cs.category_id
+        from contract_sources as cs
+        union all
+        select ms.amount, ms.next_on, ms.period, ms.category_id
+        from membership_sources as ms
+    ),
+    charges as (
+        -- each source's billing dates from today to the horizon: next_on + k periods (k counted
+        -- from next_on, so a month-end date stays at month end); an overdue next date rolls on
+        select
+            date_trunc('month', (s.next_on + k.k * s.period))::date as month_start,
+            s.category_id,
+            s.amount
+        from sources as s
+        cross join horizon as h
+        cross join lateral generate_series(
+            greatest(0, floor((h.today - s.next_on) / greatest(extract(epoch from s.period) / 86400, 1))::integer - 1),
+            case when s.period is null then 0
+                else ceil((h.expected_until - s.next_on) / greatest(extract(epoch from s.period) / 86400, 1))::integer + 1
+            end
+        ) as k (k)
+        where s.next_on is not null and s.amount is not null
+            and (s.next_on + k.k * coalesce(s.period, interval '0')) >= h.today
+            and (s.next_on + k.k * coalesce(s.period, interval '0')) < h.expected_until
+    ),
+    expected_rows as (
+        select ch.month_start, ch.category_id, sum(ch.amount) as expected, count(*) as charges
+        from charges as ch
+        group by ch.month_start, ch.category_id
+    ),
+    amounts as (
+        select cr.month_start, cr.category_id, cr.collected, 0::numeric as expected, 0::bigint as charges
+        from collected_rows as cr
+        union all
+        select er.month_start, er.category_id, 0, er.expected, er.charges
+        from expected_rows as er
+    ),
+    rows_of as (
+        -- the practice's programmes, any other category with money, and "no programme" if needed
+        select k.id, k.name, k.sort_order
+        from app.categories as k
+        where k.practice_id = p_practice_id
+            and (k.kind = 'programme' or exists (select from amounts as a where a.category_id = k.id))
+        union all
+        select null, 'No programme', 2147483647
+        where exists (select from amounts as a where a.category_id is null)
+    )
+
+    select
+        mo.month_start,
+        r.id,
+        coalesce(r.name, 'All'),
+        grouping(r.name) = 1,
+        coalesce(sum(a.collected), 0)::numeric(12, 2),
+        coalesce(sum(a.expected), 0)::numeric(12, 2),
+        coalesce(sum(a.charges), 0)::bigint
+    from months as mo
+    cross join rows_of as r
+    left join amounts as a
+        on mo.month_start = a.month_start and a.category_id is not distinct from r.id
+    group by grouping sets ((mo.month_start, r.id, r.name, r.sort_order), (mo.month_start))
+    order by mo.month_start, grouping(r.name), r.sort_order, r.name;
+end
+$$;
+
+-- COMMENT: FUNCTION revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer)
+COMMENT ON FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer) IS 'Owners/admins: per month (p_months_back before this one, this one, p_months_ahead - 1 after) and programme, money collected (sales minus refunds, split by invoice lines) and revenue expected from today on (Active contracts; active memberships without one) (docs/memberships.md).';
+
+-- ACL: FUNCTION revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer)
+REVOKE ALL ON FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.revenue_outlook(p_practice_id uuid, p_months_back integer, p_months_ahead integer) TO authenticated;
 
 -- FUNCTION: set_category_rule(uuid, text, uuid)
 CREATE FUNCTION api.set_category_rule(p_practice_id uuid, p_keyword text, p_category_id uuid) RETURNS uuid
