@@ -159,8 +159,11 @@ def test_the_world_has_a_queue_with_suggestions(dash: Dash) -> None:
     assert queue == [("Lab Panel", None), ("Vitamin B12 Injection", "Peptides")]
 
 
-def test_staff_get_403_and_change_nothing(dash: Dash, visitors: dict[str, Visitor]) -> None:
-    staff = visitors["staff_a"]
+@pytest.mark.parametrize("role", ["staff_a", "viewer_a"])
+def test_staff_get_403_and_change_nothing(
+    dash: Dash, visitors: dict[str, Visitor], role: str
+) -> None:
+    staff = visitors[role]
     before = snapshot(dash)
     for htmx in (False, True):
         for method, path, form in routes(dash):

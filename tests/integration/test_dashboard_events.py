@@ -97,8 +97,9 @@ def test_owner_and_admin_reach_every_events_route(
     )
 
 
-def test_staff_get_403_and_no_event(dash: Dash, visitors: dict[str, Visitor]) -> None:
-    staff = visitors["staff_a"]
+@pytest.mark.parametrize("role", ["staff_a", "viewer_a"])
+def test_staff_get_403_and_no_event(dash: Dash, visitors: dict[str, Visitor], role: str) -> None:
+    staff = visitors[role]
     payments = payment_ids(dash, dash.world.a.id)
     before = owner_query(dash, "select count(*) from app.event_replays")
     for htmx in (False, True):

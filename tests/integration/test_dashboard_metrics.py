@@ -152,14 +152,17 @@ def test_revenue_outlook_shows_the_database_figures(
     assert [r[-1] for r in past] == [f"${r[1]:,.2f}" for r in rows if r[0] <= this_month]
 
 
-def test_staff_are_refused_by_the_database(dash: Dash, people: dict[str, Visitor]) -> None:
+@pytest.mark.parametrize("role", ["staff_a", "viewer_a"])
+def test_staff_are_refused_by_the_database(
+    dash: Dash, people: dict[str, Visitor], role: str
+) -> None:
     names = a_names(dash)
     for path in pages(dash):
-        response = people["staff_a"].get(path)
+        response = people[role].get(path)
         assert response.status_code == 403, (path, response.status_code)
         assert "owners and admins" in response.text
         assert not any(name in response.text for name in names)
-    memberships = people["staff_a"].get(f"/p/{dash.world.a.id}/memberships").text
+    memberships = people[role].get(f"/p/{dash.world.a.id}/memberships").text
     assert 'data-testid="nav-metrics"' not in memberships
     owner = people["owner_a"].get(f"/p/{dash.world.a.id}/memberships").text
     assert 'data-testid="nav-metrics"' in owner
