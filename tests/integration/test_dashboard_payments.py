@@ -57,7 +57,7 @@ def totals(page: str) -> dict[str, str]:
     return dict(re.findall(r'data-testid="total-(\w+)">([^<]*)<', page))
 
 
-@pytest.mark.parametrize("role", (*MEMBERS_A, "viewer_a"))  # payments are read-only
+@pytest.mark.parametrize("role", [*MEMBERS_A, "viewer_a"])  # payments are read-only
 def test_members_of_a_reach_every_page(dash: Dash, visitors: dict[str, Visitor], role: str) -> None:
     for path in routes(dash):
         response = visitors[role].get(path)
