@@ -2962,12 +2962,16 @@ begin
         order by m.patient_id, m.category_id
     loop
         v_total := v_total + 1;
-        -- the worker's per-patient lock: no payment of this patient applies meanwhile
-        perform pg_advisory_xact_lock(hashtextextended(v_row.patient_id::text, 1));
+        -- the worker's per-patient lock, taken and given back per row (as the started_on
+        -- migration does): held to the end of this one transaction, one per patient of a large
+        -- practice overflow the lock table (out of shared memory); the rows' own locks keep the
+        -- worker off them until the commit
+        perform pg_catalog.pg_advisory_lock(pg_catalog.hashtextextended(v_row.patient_id::text, 1));
         if private.refresh_membership_from_payments(v_row.practice_id, v_row.patient_id, v_row.category_id)
             is null then
             perform private.settle_membership_status(v_row.id);
         end if;
+        perform pg_catalog.pg_advisory_unlock(pg_catalog.hashtextextended(v_row.patient_id::text, 1));
         select m.status into v_new from app.memberships as m where m.id = v_row.id;
         if v_new = 'one_time' and v_row.status <> 'one_time' then
             v_to_one_time := v_to_one_time + 1;
