@@ -250,10 +250,12 @@ def dashboard_as_owner(owner_url: str) -> str:
             "select * from api.membership_tab_counts(%s)", (practice_id,)
         ).fetchall()
         lines.append("  tabs: " + ", ".join(f"{row[2]} {row[-1]}" for row in tabs))
-        rows = conn.execute(
-            "select patient_name, category_name, status, started_on, last_paid_at::date "
-            "from api.list_memberships(%s, p_sort => 'last_paid_at.desc', p_limit => 8)",
-            (practice_id,),
+        rows = conn.execute(  # both dates in the practice's time zone, as the dashboard shows
+            "select m.patient_name, m.category_name, m.status, m.started_on, "
+            "(m.last_paid_at at time zone p.timezone)::date "
+            "from api.list_memberships(%s, p_sort => 'last_paid_at.desc', p_limit => 8) as m "
+            "cross join api.practices as p where p.id = %s order by m.last_paid_at desc nulls last",
+            (practice_id, practice_id),
         ).fetchall()
         lines.append(f"  {'patient':<18} {'programme':<14} {'status':<9} {'started':<11} last paid")
         for name, programme, status, started, last_paid in rows:
