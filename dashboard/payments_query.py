@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from dashboard.query import MAX_SEARCH, PAGE_SIZES, BadQuery, encode_cursor
 
-KINDS = ("sale", "refund", "decline", "other")  # api.payment_filter_sql defines each
+KINDS = ("sale", "refund", "decline", "other")  # private.payment_filter_sql defines each
 VIEWS = ("all", "recurring")
 MAX_TEXT = 64  # a status or source is MX's own word: any value, this long at most
 # What MX is known to send; the filters also offer what the practice's data holds, and accept

@@ -391,7 +391,7 @@ CREATE FUNCTION api.list_payments(p_practice_id uuid, p_kind text DEFAULT NULL::
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
-    v_sql text := api.payment_filter_sql(
+    v_sql text := private.payment_filter_sql(
         p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to, p_search, p_recurring
     );
     v_after_at timestamptz;
@@ -427,7 +427,7 @@ end
 $_$;
 
 -- COMMENT: FUNCTION list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer)
-COMMENT ON FUNCTION api.list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) IS 'Payments of a practice, newest first: kind (sale, refund, decline, other: see api.payment_filter_sql), MX status, source, programme, with or without an invoice, created between (whole days in the practice''s time zone), patient name search, recurring only; keyset page (cursor of the last row in p_after), at most 1,000 rows.';
+COMMENT ON FUNCTION api.list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) IS 'Payments of a practice, newest first: kind (sale, refund, decline, other: see private.payment_filter_sql), MX status, source, programme, with or without an invoice, created between (whole days in the practice''s time zone), patient name search, recurring only; keyset page (cursor of the last row in p_after), at most 1,000 rows.';
 
 -- ACL: FUNCTION list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer)
 REVOKE ALL ON FUNCTION api.list_payments(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) FROM PUBLIC;
@@ -835,122 +835,13 @@ COMMENT ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_sta
 REVOKE ALL ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.payment_csv_lines(p_practice_id uuid, p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean, p_after jsonb, p_limit integer) TO authenticated;
 
--- FUNCTION: payment_filter_sql(text, text, text, uuid, boolean, date, date, text, boolean)
-CREATE FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-declare
-    -- each kind once; a filter on one kind is its own condition, so that the planner can use
-    -- payments_practice_declines_refunds_idx for the rare ones
-    v_decline constant text := $c$p.status = 'Declined'$c$;
-    v_refund constant text := $c$p.type in ('Return', 'Refund') and not p.status = 'Declined'$c$;
-    v_sale constant text := $c$p.type in ('Sale', 'SaleCompletion') and p.status in ('Approved', 'Settled')$c$;
-    v_kind constant text := format(
-        $k$case when %s then 'decline' when %s then 'refund' when %s then 'sale' else 'other' end$k$,
-        v_decline, v_refund, v_sale
-    );
-    v_recurring constant text := $r$
-        (p.source = 'Recurring' or exists (select from app.contract_payments as cp where cp.payment_id = p.id))$r$;
-    v_where text := 'p.practice_id = $1';
-begin
-    if p_kind is not null and p_kind not in ('sale', 'refund', 'decline', 'other') then
-        raise exception 'p_kind must be sale, refund, decline or other' using errcode = '22023';
-    end if;
-    if length(p_status) > 64 or length(p_source) > 64 then
-        raise exception 'p_status and p_source are at most 64 characters' using errcode = '22023';
-    end if;
-    if length(p_search) > 100 then
-        raise exception 'p_search is at most 100 characters' using errcode = '22023';
-    end if;
-    if p_from > p_to then
-        raise exception 'p_from must not be after p_to' using errcode = '22023';
-    end if;
-
-    if p_kind is not null then
-        v_where := v_where || ' and ' || case p_kind
-            when 'decline' then v_decline
-            when 'refund' then '(' || v_refund || ')'
-            when 'sale' then '(' || v_sale || ')'
-            else v_kind || ' = $2'
-        end;
-    end if;
-    if p_status is not null then
-        v_where := v_where || ' and p.status = $3';
-    end if;
-    if p_source is not null then
-        v_where := v_where || ' and p.source = $4';
-    end if;
-    if p_category_id is not null then
-        v_where := v_where || ' and exists (select from app.payment_invoices as pi'
-            || ' inner join app.invoice_lines as l on l.invoice_id = pi.invoice_id'
-            || ' where pi.payment_id = p.id and l.category_id = $5)';
-    end if;
-    if p_has_invoice is not null then
-        v_where := v_where || case when p_has_invoice then ' and ' else ' and not ' end
-            || 'exists (select from app.payment_invoices as pi where pi.payment_id = p.id)';
-    end if;
-    -- whole days in the practice's time zone ($9, a value, not a subquery: the bounds become
-    -- constants of the index range), from the first instant of p_from to the first after p_to
-    if p_from is not null then
-        v_where := v_where || ' and p.mx_created_at >= ($6::timestamp at time zone $9)';
-    end if;
-    if p_to is not null then
-        v_where := v_where || ' and p.mx_created_at < (($7 + 1)::timestamp at time zone $9)';
-    end if;
-    -- a name compared as app.patients.name_key is built; %, _ and \ in the search are characters
-    if nullif(trim(p_search), '') is not null then
-        v_where := v_where || $s$ and p.patient_id in (select s.id from app.patients as s
-            where s.practice_id = $1 and s.name_key like '%' || replace(replace(replace(
-                lower(regexp_replace(trim($8), '\s+', ' ', 'g')), '\', '\\'), '%', '\%'), '_', '\_') || '%')$s$;
-    end if;
-    if p_recurring is not null then
-        v_where := v_where || case when p_recurring then ' and ' else ' and not ' end || v_recurring;
-    end if;
-
-    return format(
-        $q$
-        select
-            p.id, p.practice_id, p.patient_id, coalesce(pt.name, p.customer_name) as patient_name,
-            %1$s as kind, p.status, p.type, p.source, %2$s as recurring, p.amount::numeric as amount,
-            p.mx_created_at, p.invoice_number, p.card_type, p.card_last4, p.auth_code,
-            array(
-                select distinct c.name
-                from app.payment_invoices as pi
-                inner join app.invoice_lines as l on l.invoice_id = pi.invoice_id
-                inner join app.categories as c on c.id = l.category_id
-                where pi.payment_id = p.id
-                order by c.name
-            ) as programmes,
-            array(
-                select pi.invoice_id from app.payment_invoices as pi
-                where pi.payment_id = p.id order by pi.invoice_id
-            ) as invoice_ids,
-            (select min(cp.contract_id) from app.contract_payments as cp where cp.payment_id = p.id)
-                as contract_id
-        from app.payments as p
-        left join app.patients as pt on pt.id = p.patient_id
-        where %3$s
-        $q$,
-        v_kind, v_recurring, v_where
-    );
-end
-$_$;
-
--- COMMENT: FUNCTION payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
-COMMENT ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) IS 'The query behind api.list_payments, api.payment_totals and api.export_payments_csv (one definition of the filter and of sale, refund, decline; no data read): parameters $1 practice, $2 kind, $3 status, $4 source, $5 programme, $6 from, $7 to, $8 search, $9 the practice''s time zone. Checks the values (22023).';
-
--- ACL: FUNCTION payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean)
-REVOKE ALL ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION api.payment_filter_sql(p_kind text, p_status text, p_source text, p_category_id uuid, p_has_invoice boolean, p_from date, p_to date, p_search text, p_recurring boolean) TO authenticated;
-
 -- FUNCTION: payment_totals(uuid, text, text, text, uuid, boolean, date, date, text, boolean)
 CREATE FUNCTION api.payment_totals(p_practice_id uuid, p_kind text DEFAULT NULL::text, p_status text DEFAULT NULL::text, p_source text DEFAULT NULL::text, p_category_id uuid DEFAULT NULL::uuid, p_has_invoice boolean DEFAULT NULL::boolean, p_from date DEFAULT NULL::date, p_to date DEFAULT NULL::date, p_search text DEFAULT NULL::text, p_recurring boolean DEFAULT NULL::boolean) RETURNS TABLE(payment_count bigint, sales_count bigint, sales_amount numeric, refunds_count bigint, refunds_amount numeric, declines_count bigint, declines_amount numeric, net_amount numeric)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
-    v_sql text := api.payment_filter_sql(
+    v_sql text := private.payment_filter_sql(
         p_kind, p_status, p_source, p_category_id, p_has_invoice, p_from, p_to, p_search, p_recurring
     );
 begin

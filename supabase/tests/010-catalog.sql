@@ -231,6 +231,8 @@ select set_eq(
         'private.current_admin_practice_ids()',
         'private.request_event_replay(bigint)',
         'private.request_sync(uuid)',
+        -- the payments filter (20261201180000): SQL text for api.list_payments / payment_totals
+        'private.payment_filter_sql(text,text,text,uuid,boolean,date,date,text,boolean)',
         -- the viewer role (20261201140000): practices where the caller may edit
         'private.current_editor_practice_ids()',
         -- the Team page (20261201140100): each checks the caller is an owner first
