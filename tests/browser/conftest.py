@@ -4,18 +4,20 @@ browser per module, and the running webhook and worker the live test posts throu
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
 from tests.support.dashboard_fixtures import Dash
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "browser", "start_worker"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "browser", "server", "sign_in", "start_worker"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +32,27 @@ def browser(dash: Dash) -> Iterator[Browser]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def server(dash: Dash) -> Iterator[DashboardServer]:
+    """A dashboard with Secure cookies, as in production (Chromium treats localhost as
+    secure)."""
+    started = start_dashboard(dash.dashboard_db_url, dashboard_cookie_secure=True)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def sign_in(page: Page, email: str) -> None:
+    """Sign in through the form as a person does, landing on the Memberships page."""
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/auth/sign-in"))
+    page.get_by_label("E-mail").first.fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
 
 
 def start_worker(

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import start_worker
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import sign_in, start_worker
+from tests.support.dashboard import DashboardServer, start_dashboard
 from tests.support.dashboard_fixtures import Dash
 from tests.support.webhook_server import WebhookServer, start_webhook
 
@@ -47,15 +47,6 @@ def page(browser: Browser, services: tuple[DashboardServer, WebhookServer]) -> I
     tab = context.new_page()
     yield tab
     context.close()
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/auth/sign-in"))
-    page.get_by_label("E-mail").first.fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
 
 
 def row_of(page: Page, name: str, programme: str) -> object:

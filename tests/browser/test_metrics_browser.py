@@ -15,15 +15,9 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import sign_in
+from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
-
-
-@pytest.fixture(scope="module")
-def server(dash: Dash) -> Iterator[DashboardServer]:
-    running = start_dashboard(dash.dashboard_db_url, dashboard_cookie_secure=True)
-    yield running
-    running.stop()
 
 
 @pytest.fixture
@@ -45,14 +39,6 @@ def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
     yield tab
     context.close()
     assert outside == [], f"requests off the dashboard's host: {outside}"
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/")
-    page.get_by_label("E-mail").first.fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
 
 
 def chart_data(page: Page, name: str) -> dict[str, list[Any]]:

@@ -14,18 +14,9 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import sign_in
+from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
-
-
-@pytest.fixture(scope="module")
-def server(dash: Dash) -> Iterator[DashboardServer]:
-    """A dashboard with Secure cookies (Chromium treats localhost as secure)."""
-    running = start_dashboard(dash.dashboard_db_url, dashboard_cookie_secure=True)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -47,11 +38,7 @@ def test_filter_payments_see_totals_change_and_export(page: Page, dash: Dash) ->
             "from app.payments where practice_id = %s",
             (a.id,),
         ).fetchall()
-    page.goto("/")
-    page.get_by_label("E-mail").first.fill(dash.world.users["admin_a"])
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
+    sign_in(page, dash.world.users["admin_a"])
 
     page.get_by_test_id("nav-payments").click()
     expect(page.get_by_role("heading", name="Payments")).to_be_visible()
