@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, Route, expect
 from tests.browser.conftest import sign_in
 from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
+from tests.support.dashboard_visitors import practice_today
 
 
 @pytest.fixture
@@ -53,16 +54,6 @@ def chart_data(page: Page, name: str) -> dict[str, list[Any]]:
 
 def column(page: Page, testid: str, index: int) -> list[str]:
     return page.get_by_test_id(testid).locator(f"tbody tr > :nth-child({index})").all_inner_texts()
-
-
-def practice_today(dash: Dash) -> dt.date:
-    with psycopg.connect(dash.owner_url) as conn:
-        row = conn.execute(
-            "select (now() at time zone timezone)::date from app.practices where id = %s",
-            (dash.world.a.id,),
-        ).fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
 
 
 def as_owner(dash: Dash, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -4,7 +4,6 @@ functions give; staff get 403 from the database's refusal; another practice 404;
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from decimal import Decimal
@@ -14,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.support.dashboard_fixtures import Dash
-from tests.support.dashboard_visitors import Visitor, a_names
+from tests.support.dashboard_visitors import Visitor, a_names, practice_today
 
 ADMINS_A = ("owner_a", "admin_a")
 
@@ -38,16 +37,6 @@ def as_user(dash: Dash, role: str, sql: str, params: tuple[Any, ...]) -> list[tu
         return conn.execute(sql, params).fetchall()
 
 
-def today_a(dash: Dash) -> dt.date:
-    with psycopg.connect(dash.owner_url) as conn:
-        row = conn.execute(
-            "select (now() at time zone timezone)::date from app.practices where id = %s",
-            (dash.world.a.id,),
-        ).fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
-
-
 def cells(page: str, testid: str) -> list[list[str]]:
     """The figures table's rows, each a list of its cells' text."""
     table = re.search(rf'data-testid="{testid}">(.*?)</table>', page, re.S)
@@ -69,7 +58,7 @@ def test_owners_and_admins_see_metrics_from_the_database(
     for path in pages(dash):
         response = visitors[role].get(path)
         assert response.status_code == 200, (role, path, response.text[-400:])
-    today = today_a(dash)
+    today = practice_today(dash)
     start = today.replace(day=1)
     page = (
         visitors[role]
@@ -128,7 +117,7 @@ def test_revenue_outlook_shows_the_database_figures(
     assert expected > 0
     assert collected > 0
     assert f'data-testid="expected-total">${expected:,.2f}<' in page
-    this_month = today_a(dash).replace(day=1)
+    this_month = practice_today(dash).replace(day=1)
     coming = cells(page, "figures-expected")
     assert [r[-1] for r in coming] == [f"${r[2]:,.2f}" for r in rows if r[0] >= this_month]
     past = cells(page, "figures-collected")

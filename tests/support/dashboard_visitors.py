@@ -3,6 +3,7 @@ user of the world (and an anonymous one), and small helpers the route tests shar
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -72,3 +73,14 @@ def a_names(dash: Dash) -> list[str]:
     names = [r[0] for r in rows]
     assert names, "practice A has no patients: checks on their names would pass on nothing"
     return names
+
+
+def practice_today(dash: Dash) -> dt.date:
+    """Today in practice A's time zone, from the database."""
+    [(today,)] = owner_rows(
+        dash,
+        "select (now() at time zone timezone)::date from app.practices where id = %s",
+        (dash.world.a.id,),
+    )
+    assert isinstance(today, dt.date)
+    return today
