@@ -8,7 +8,9 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -17,7 +19,16 @@ from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
 from tests.support.dashboard_fixtures import Dash
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "browser", "server", "sign_in", "start_worker"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "browser",
+    "open_tab",
+    "page",
+    "server",
+    "sign_in",
+    "start_worker",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +54,26 @@ def server(dash: Dash) -> Iterator[DashboardServer]:
         yield started
     finally:
         started.stop()
+
+
+@contextmanager
+def open_tab(
+    browser: Browser, base_url: str, timeout_ms: int = 10_000, **options: Any
+) -> Iterator[Page]:
+    """A tab of a fresh browser context on the dashboard at ``base_url`` (as localhost, which
+    Chromium treats as secure); ``options`` go to ``new_context``. Closed after."""
+    context = browser.new_context(base_url=base_url.replace("127.0.0.1", "localhost"), **options)
+    context.set_default_timeout(timeout_ms)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
+    with open_tab(browser, server.base_url) as tab:
+        yield tab
 
 
 def sign_in(page: Page, email: str) -> None:

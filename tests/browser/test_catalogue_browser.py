@@ -8,24 +8,12 @@ is saved, a good one is."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import psycopg
-import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import sign_in
-from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
-
-
-@pytest.fixture
-def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.base_url.replace("127.0.0.1", "localhost"))
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
 
 
 def memberships_in(dash: Dash, product: str, programme: str) -> int:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import open_tab, sign_in
 from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
 from tests.support.dashboard_visitors import practice_today
@@ -24,8 +24,6 @@ from tests.support.dashboard_visitors import practice_today
 @pytest.fixture
 def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
     base = server.base_url.replace("127.0.0.1", "localhost")
-    context = browser.new_context(base_url=base)
-    context.set_default_timeout(10_000)
     outside: list[str] = []
 
     def only_local(route: Route) -> None:
@@ -35,10 +33,9 @@ def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
             outside.append(route.request.url)
             route.abort()
 
-    context.route("**/*", only_local)
-    tab = context.new_page()
-    yield tab
-    context.close()
+    with open_tab(browser, server.base_url) as tab:
+        tab.context.route("**/*", only_local)  # before the tab loads anything
+        yield tab
     assert outside == [], f"requests off the dashboard's host: {outside}"
 
 

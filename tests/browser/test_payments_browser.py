@@ -14,20 +14,15 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import open_tab, sign_in
 from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
 
 
 @pytest.fixture
 def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
-    context = browser.new_context(
-        base_url=server.base_url.replace("127.0.0.1", "localhost"), accept_downloads=True
-    )
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
+    with open_tab(browser, server.base_url, accept_downloads=True) as tab:
+        yield tab
 
 
 def test_filter_payments_see_totals_change_and_export(page: Page, dash: Dash) -> None:

@@ -6,25 +6,13 @@ role; a viewer sees the memberships without edit controls."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import psycopg
-import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import sign_in
-from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
 from worker.ops.invitations import process_pending
-
-
-@pytest.fixture
-def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.base_url.replace("127.0.0.1", "localhost"))
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
 
 
 def role_in_db(dash: Dash, email: str) -> str | None:
