@@ -12,10 +12,7 @@ import psycopg
 import pytest
 
 from tests.support.dashboard_fixtures import Dash
-from tests.support.dashboard_visitors import Visitor, call
-
-ADMINS_A = ("owner_a", "admin_a")
-OUTSIDERS = ("staff_b", "nobody")
+from tests.support.dashboard_visitors import ADMINS_A, OUTSIDERS, Visitor, call
 
 
 def one(dash: Dash, sql: str, params: tuple[Any, ...]) -> Any:

@@ -12,14 +12,12 @@ from typing import Any
 import pytest
 
 from tests.support.dashboard_fixtures import Dash
-from tests.support.dashboard_visitors import Visitor, call, owner_rows
+from tests.support.dashboard_visitors import ADMINS_A, OUTSIDERS, Visitor, call, owner_rows
 from tests.support.pipeline import worker_settings
 from worker.consumer import make_pool
 from worker.mx.client import MxClient
 from worker.scheduler import Scheduler
 
-ADMINS_A = ("owner_a", "admin_a")
-OUTSIDERS = ("staff_b", "nobody")
 ROW = re.compile(r'id="event-(\d+)"')
 
 

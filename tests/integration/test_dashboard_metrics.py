@@ -13,9 +13,7 @@ import psycopg
 import pytest
 
 from tests.support.dashboard_fixtures import Dash
-from tests.support.dashboard_visitors import Visitor, a_names, practice_today
-
-ADMINS_A = ("owner_a", "admin_a")
+from tests.support.dashboard_visitors import ADMINS_A, Visitor, a_names, practice_today
 
 
 def pages(dash: Dash) -> list[str]:

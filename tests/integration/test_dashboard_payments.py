@@ -12,9 +12,8 @@ import re
 import pytest
 
 from dashboard import routes_payments
-from tests.integration.test_dashboard_routes import MEMBERS_A, OUTSIDERS
 from tests.support.dashboard_fixtures import Dash
-from tests.support.dashboard_visitors import Visitor, a_names, owner_rows
+from tests.support.dashboard_visitors import MEMBERS_A, OUTSIDERS, Visitor, a_names, owner_rows
 
 
 def contract_of_a(dash: Dash) -> int:

@@ -14,10 +14,7 @@ import psycopg
 import pytest
 
 from tests.support.dashboard_fixtures import Dash
-from tests.support.dashboard_visitors import Visitor, a_names, call
-
-MEMBERS_A = ("owner_a", "admin_a", "staff_a")  # may edit; viewer_a reads only
-OUTSIDERS = ("staff_b", "nobody")
+from tests.support.dashboard_visitors import MEMBERS_A, OUTSIDERS, Visitor, a_names, call
 
 
 def routes(dash: Dash) -> list[tuple[str, str, dict[str, Any] | None]]:

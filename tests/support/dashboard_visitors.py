@@ -16,6 +16,11 @@ from tests.support.dashboard import csrf_token, sign_in
 if TYPE_CHECKING:
     from tests.support.dashboard_fixtures import Dash
 
+# the world's users by what they may do in practice A (scripts/dev_world.py)
+MEMBERS_A = ("owner_a", "admin_a", "staff_a")  # may edit; viewer_a reads only
+ADMINS_A = ("owner_a", "admin_a")
+OUTSIDERS = ("staff_b", "nobody")  # staff of practice B, a user of no practice
+
 
 @dataclass
 class Visitor:
