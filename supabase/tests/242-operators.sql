@@ -3,7 +3,7 @@
 begin;
 \ir _helpers.psql
 
-select plan(16);
+select plan(17);
 
 select tests.create_practice('Clinic O', 'clinic-o') as practice \gset
 select tests.create_practice('Clinic Q', 'clinic-q') as other \gset
@@ -64,6 +64,9 @@ select is(
 select tests.clear_authentication();
 
 select tests.authenticate_as(:'owner');
+select isnt_empty(
+    'select * from api.memberships', 'the practice has memberships (so the operator reading none above means something)'
+);
 select is(api.is_operator(), false, 'a practice owner is not an operator');
 select throws_ok('select api.operator_overview()', '42501', 'only operators may see the operator view',
     'a practice owner gets nothing');

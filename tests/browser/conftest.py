@@ -4,18 +4,31 @@ browser per module, and the running webhook and worker the live test posts throu
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
 from tests.support.dashboard_fixtures import Dash
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "browser", "start_worker"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "browser",
+    "open_tab",
+    "page",
+    "server",
+    "sign_in",
+    "start_worker",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +43,47 @@ def browser(dash: Dash) -> Iterator[Browser]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def server(dash: Dash) -> Iterator[DashboardServer]:
+    """A dashboard with Secure cookies, as in production (Chromium treats localhost as
+    secure)."""
+    started = start_dashboard(dash.dashboard_db_url, dashboard_cookie_secure=True)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@contextmanager
+def open_tab(
+    browser: Browser, base_url: str, timeout_ms: int = 10_000, **options: Any
+) -> Iterator[Page]:
+    """A tab of a fresh browser context on the dashboard at ``base_url`` (as localhost, which
+    Chromium treats as secure); ``options`` go to ``new_context``. Closed after."""
+    context = browser.new_context(base_url=base_url.replace("127.0.0.1", "localhost"), **options)
+    context.set_default_timeout(timeout_ms)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
+    with open_tab(browser, server.base_url) as tab:
+        yield tab
+
+
+def sign_in(page: Page, email: str) -> None:
+    """Sign in through the form as a person does, landing on the Memberships page."""
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/auth/sign-in"))
+    page.get_by_label("E-mail").first.fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
 
 
 def start_worker(

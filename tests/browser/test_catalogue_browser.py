@@ -8,41 +8,12 @@ is saved, a good one is."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import psycopg
-import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import sign_in
 from tests.support.dashboard_fixtures import Dash
-
-
-@pytest.fixture(scope="module")
-def server(dash: Dash) -> Iterator[DashboardServer]:
-    """A dashboard with Secure cookies (Chromium treats localhost as secure)."""
-    started = start_dashboard(dash.dashboard_db_url, dashboard_cookie_secure=True)
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
-@pytest.fixture
-def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.base_url.replace("127.0.0.1", "localhost"))
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/auth/sign-in")
-    page.get_by_label("E-mail").first.fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
 
 
 def memberships_in(dash: Dash, product: str, programme: str) -> int:

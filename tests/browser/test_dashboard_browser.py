@@ -13,8 +13,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import start_worker
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import open_tab, sign_in, start_worker
+from tests.support.dashboard import DashboardServer, start_dashboard
 from tests.support.dashboard_fixtures import Dash
 from tests.support.webhook_server import WebhookServer, start_webhook
 
@@ -40,22 +40,8 @@ def services(
 
 @pytest.fixture
 def page(browser: Browser, services: tuple[DashboardServer, WebhookServer]) -> Iterator[Page]:
-    context = browser.new_context(
-        base_url=services[0].base_url.replace("127.0.0.1", "localhost"), accept_downloads=True
-    )
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/auth/sign-in"))
-    page.get_by_label("E-mail").first.fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
+    with open_tab(browser, services[0].base_url, accept_downloads=True) as tab:
+        yield tab
 
 
 def row_of(page: Page, name: str, programme: str) -> object:

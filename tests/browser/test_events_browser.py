@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import start_worker
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import open_tab, sign_in, start_worker
+from tests.support.dashboard import DashboardServer, start_dashboard
 from tests.support.dashboard_fixtures import Dash
 
 
@@ -41,11 +41,8 @@ def server(dash: Dash, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Das
 
 @pytest.fixture
 def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.base_url.replace("127.0.0.1", "localhost"))
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
+    with open_tab(browser, server.base_url, timeout_ms=15_000) as tab:
+        yield tab
 
 
 def wait_until_processed(dash: Dash, ids: list[int], timeout: float = 30) -> None:
@@ -75,10 +72,7 @@ def test_an_owner_replays_events_and_syncs_now(page: Page, dash: Dash) -> None:
                 (a.id,),
             ).fetchall()
         )
-    page.goto("/")
-    page.get_by_label("E-mail").first.fill(dash.world.users["owner_a"])
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, dash.world.users["owner_a"])
     page.get_by_test_id("nav-events").click()
     expect(page.get_by_role("heading", name="Events", exact=True)).to_be_visible()
     events = page.get_by_test_id("events")

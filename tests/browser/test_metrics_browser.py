@@ -15,22 +15,15 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import open_tab, sign_in
+from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
-
-
-@pytest.fixture(scope="module")
-def server(dash: Dash) -> Iterator[DashboardServer]:
-    running = start_dashboard(dash.dashboard_db_url, dashboard_cookie_secure=True)
-    yield running
-    running.stop()
+from tests.support.dashboard_visitors import practice_today
 
 
 @pytest.fixture
 def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
     base = server.base_url.replace("127.0.0.1", "localhost")
-    context = browser.new_context(base_url=base)
-    context.set_default_timeout(10_000)
     outside: list[str] = []
 
     def only_local(route: Route) -> None:
@@ -40,19 +33,10 @@ def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
             outside.append(route.request.url)
             route.abort()
 
-    context.route("**/*", only_local)
-    tab = context.new_page()
-    yield tab
-    context.close()
+    with open_tab(browser, server.base_url) as tab:
+        tab.context.route("**/*", only_local)  # before the tab loads anything
+        yield tab
     assert outside == [], f"requests off the dashboard's host: {outside}"
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/")
-    page.get_by_label("E-mail").first.fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
 
 
 def chart_data(page: Page, name: str) -> dict[str, list[Any]]:
@@ -67,16 +51,6 @@ def chart_data(page: Page, name: str) -> dict[str, list[Any]]:
 
 def column(page: Page, testid: str, index: int) -> list[str]:
     return page.get_by_test_id(testid).locator(f"tbody tr > :nth-child({index})").all_inner_texts()
-
-
-def practice_today(dash: Dash) -> dt.date:
-    with psycopg.connect(dash.owner_url) as conn:
-        row = conn.execute(
-            "select (now() at time zone timezone)::date from app.practices where id = %s",
-            (dash.world.a.id,),
-        ).fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
 
 
 def as_owner(dash: Dash, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

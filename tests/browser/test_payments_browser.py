@@ -14,29 +14,15 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import open_tab, sign_in
+from tests.support.dashboard import DashboardServer
 from tests.support.dashboard_fixtures import Dash
-
-
-@pytest.fixture(scope="module")
-def server(dash: Dash) -> Iterator[DashboardServer]:
-    """A dashboard with Secure cookies (Chromium treats localhost as secure)."""
-    running = start_dashboard(dash.dashboard_db_url, dashboard_cookie_secure=True)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
-    context = browser.new_context(
-        base_url=server.base_url.replace("127.0.0.1", "localhost"), accept_downloads=True
-    )
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
+    with open_tab(browser, server.base_url, accept_downloads=True) as tab:
+        yield tab
 
 
 def test_filter_payments_see_totals_change_and_export(page: Page, dash: Dash) -> None:
@@ -47,11 +33,7 @@ def test_filter_payments_see_totals_change_and_export(page: Page, dash: Dash) ->
             "from app.payments where practice_id = %s",
             (a.id,),
         ).fetchall()
-    page.goto("/")
-    page.get_by_label("E-mail").first.fill(dash.world.users["admin_a"])
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
+    sign_in(page, dash.world.users["admin_a"])
 
     page.get_by_test_id("nav-payments").click()
     expect(page.get_by_role("heading", name="Payments")).to_be_visible()

@@ -5,43 +5,14 @@ role; a viewer sees the memberships without edit controls."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Iterator
 
 import psycopg
-import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.support.dashboard import PASSWORD, DashboardServer, start_dashboard
+from tests.browser.conftest import sign_in
 from tests.support.dashboard_fixtures import Dash
 from worker.ops.invitations import process_pending
-
-
-@pytest.fixture(scope="module")
-def server(dash: Dash) -> Iterator[DashboardServer]:
-    """Secure cookies, as in production (Chromium treats localhost as secure)."""
-    started = start_dashboard(dash.dashboard_db_url, dashboard_cookie_secure=True)
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def page(browser: Browser, server: DashboardServer) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.base_url.replace("127.0.0.1", "localhost"))
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/auth/sign-in"))
-    page.get_by_label("E-mail").first.fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Memberships")).to_be_visible()
 
 
 def role_in_db(dash: Dash, email: str) -> str | None:

@@ -6,40 +6,13 @@ practice's ids inside A's URLs and forms (404); and what each action does and re
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
-from tests.support.dashboard import csrf_token, sign_in
 from tests.support.dashboard_fixtures import Dash
-
-ADMINS_A = ("owner_a", "admin_a")
-OUTSIDERS = ("staff_b", "nobody")
-
-
-class Visitor:
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-        self.token = csrf_token(client.get("/auth/sign-in").text)
-
-    def get(self, path: str, htmx: bool = False) -> httpx.Response:
-        return self.client.get(path, headers={"HX-Request": "true"} if htmx else None)
-
-    def post(self, path: str, data: dict[str, Any], htmx: bool = False) -> httpx.Response:
-        headers = {"HX-Request": "true"} if htmx else {}
-        return self.client.post(path, data={**data, "_csrf_token": self.token}, headers=headers)
-
-
-@pytest.fixture(scope="module")
-def visitors(dash: Dash) -> Iterator[dict[str, Visitor]]:
-    out = {name: Visitor(sign_in(dash.base_url, email)) for name, email in dash.world.users.items()}
-    out["anonymous"] = Visitor(httpx.Client(base_url=dash.base_url, timeout=10))
-    yield out
-    for visitor in out.values():
-        visitor.client.close()
+from tests.support.dashboard_visitors import ADMINS_A, OUTSIDERS, Visitor, call
 
 
 def one(dash: Dash, sql: str, params: tuple[Any, ...]) -> Any:
@@ -117,14 +90,6 @@ def routes(dash: Dash, role: str = "") -> list[tuple[str, str, dict[str, Any] | 
         ("POST", f"{base}/settings/referrals", {"label": "Walk in"}),
         ("POST", f"{base}/settings/referrals/delete", {"code": "walk_in"}),
     ]
-
-
-def call(
-    visitor: Visitor, method: str, path: str, form: dict[str, Any] | None, htmx: bool = False
-) -> httpx.Response:
-    if method == "GET":
-        return visitor.get(path, htmx)
-    return visitor.post(path, form or {}, htmx)
 
 
 def snapshot(dash: Dash) -> tuple[Any, ...]:

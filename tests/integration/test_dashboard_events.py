@@ -9,33 +9,22 @@ import asyncio
 import re
 from typing import Any
 
-import psycopg
 import pytest
 
-from tests.integration import test_dashboard_routes as shared
-from tests.integration.test_dashboard_routes import Visitor, call
 from tests.support.dashboard_fixtures import Dash
+from tests.support.dashboard_visitors import ADMINS_A, OUTSIDERS, Visitor, call, owner_rows
 from tests.support.pipeline import worker_settings
 from worker.consumer import make_pool
 from worker.mx.client import MxClient
 from worker.scheduler import Scheduler
 
-ADMINS_A = ("owner_a", "admin_a")
-OUTSIDERS = ("staff_b", "nobody")
 ROW = re.compile(r'id="event-(\d+)"')
-visitors = shared.visitors  # the signed-in clients of every role (a module-scoped fixture)
-
-
-def owner_query(dash: Dash, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(dash.owner_url, autocommit=True) as conn:
-        cur = conn.execute(sql, params)
-        return cur.fetchall() if cur.description else []
 
 
 def event_ids(dash: Dash, practice_id: str, status: str = "processed") -> list[int]:
     return [
         r[0]
-        for r in owner_query(
+        for r in owner_rows(
             dash,
             "select id from app.webhook_events where practice_id = %s and status = %s order by id",
             (practice_id, status),
@@ -44,13 +33,15 @@ def event_ids(dash: Dash, practice_id: str, status: str = "processed") -> list[i
 
 
 def payment_ids(dash: Dash, practice_id: str) -> list[str]:
-    rows = owner_query(
+    rows = owner_rows(
         dash,
         "select payment_id from app.webhook_events where practice_id = %s "
         "and payment_id is not null",
         (practice_id,),
     )
-    return [str(r[0]) for r in rows]
+    ids = [str(r[0]) for r in rows]
+    assert ids, "the practice has no events with payments: checks on them would pass on nothing"
+    return ids
 
 
 def routes(dash: Dash) -> list[tuple[str, str, dict[str, Any] | None]]:
@@ -71,7 +62,7 @@ def routes(dash: Dash) -> list[tuple[str, str, dict[str, Any] | None]]:
 @pytest.fixture(autouse=True)
 def no_open_requests(dash: Dash) -> None:
     """Each test starts without sync requests (the worker does not run in these tests)."""
-    owner_query(dash, "delete from app.sync_requests")
+    owner_rows(dash, "delete from app.sync_requests")
 
 
 @pytest.mark.parametrize("role", ADMINS_A)
@@ -86,7 +77,7 @@ def test_owner_and_admin_reach_every_events_route(
     shown = {int(i) for i in ROW.findall(page.text)}
     assert shown == {
         r[0]
-        for r in owner_query(
+        for r in owner_rows(
             dash, "select id from app.webhook_events where practice_id = %s", (dash.world.a.id,)
         )
     }
@@ -101,15 +92,15 @@ def test_owner_and_admin_reach_every_events_route(
 def test_staff_get_403_and_no_event(dash: Dash, visitors: dict[str, Visitor], role: str) -> None:
     staff = visitors[role]
     payments = payment_ids(dash, dash.world.a.id)
-    before = owner_query(dash, "select count(*) from app.event_replays")
+    before = owner_rows(dash, "select count(*) from app.event_replays")
     for htmx in (False, True):
         for method, path, form in routes(dash):
             response = call(staff, method, path, form, htmx)
             assert response.status_code == 403, (method, path, response.status_code)
             assert not ROW.search(response.text)
             assert not any(p in response.text for p in payments), path
-    assert owner_query(dash, "select count(*) from app.sync_requests") == [(0,)]
-    assert owner_query(dash, "select count(*) from app.event_replays") == before
+    assert owner_rows(dash, "select count(*) from app.sync_requests") == [(0,)]
+    assert owner_rows(dash, "select count(*) from app.event_replays") == before
     # no link to the page for staff either (the refusal above is what enforces it)
     page = staff.get(f"/p/{dash.world.a.id}/memberships").text
     assert "/event-log" not in page
@@ -121,13 +112,13 @@ def test_outsiders_get_404_and_no_data(
     dash: Dash, visitors: dict[str, Visitor], role: str, htmx: bool
 ) -> None:
     payments = payment_ids(dash, dash.world.a.id)
-    before = owner_query(dash, "select count(*) from app.event_replays")
+    before = owner_rows(dash, "select count(*) from app.event_replays")
     for method, path, form in routes(dash):
         response = call(visitors[role], method, path, form, htmx)
         assert response.status_code == 404, (role, method, path, response.status_code)
         assert not any(p in response.text for p in payments), (role, path)
-    assert owner_query(dash, "select count(*) from app.sync_requests") == [(0,)]
-    assert owner_query(dash, "select count(*) from app.event_replays") == before
+    assert owner_rows(dash, "select count(*) from app.sync_requests") == [(0,)]
+    assert owner_rows(dash, "select count(*) from app.event_replays") == before
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(dash: Dash, visitors: dict[str, Visitor]) -> None:
@@ -138,7 +129,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(dash: Dash, visitors: dict[str,
         assert response.headers["location"].startswith("/auth/sign-in"), path
         htmx = call(anonymous, method, path, form, htmx=True)
         assert htmx.status_code == 401
-    assert owner_query(dash, "select count(*) from app.sync_requests") == [(0,)]
+    assert owner_rows(dash, "select count(*) from app.sync_requests") == [(0,)]
 
 
 def test_csrf_is_required(dash: Dash, visitors: dict[str, Visitor]) -> None:
@@ -146,7 +137,7 @@ def test_csrf_is_required(dash: Dash, visitors: dict[str, Visitor]) -> None:
     for method, path, form in routes(dash):
         if method == "POST":
             assert owner.client.post(path, data=form).status_code == 403, path
-    assert owner_query(dash, "select count(*) from app.sync_requests") == [(0,)]
+    assert owner_rows(dash, "select count(*) from app.sync_requests") == [(0,)]
 
 
 def test_other_practice_ids_get_404_and_change_nothing(
@@ -170,19 +161,20 @@ def test_other_practice_ids_get_404_and_change_nothing(
             response = call(owner, method, path, form, htmx)
             assert response.status_code == 404, (method, path, response.status_code)
             assert not any(p in response.text for p in b_payments), path
-    assert owner_query(dash, "select status from app.webhook_events where id = %s", (b_event,)) == [
+    assert owner_rows(dash, "select status from app.webhook_events where id = %s", (b_event,)) == [
         ("processed",)
     ]
-    assert owner_query(dash, "select count(*) from app.sync_requests") == [(0,)]
+    assert owner_rows(dash, "select count(*) from app.sync_requests") == [(0,)]
     # A's page lists none of B's events, whatever the filter
-    page = owner.get(f"/p/{a.id}/event-log?limit=100").text
-    assert str(b_event) not in ROW.findall(page)
+    shown = ROW.findall(owner.get(f"/p/{a.id}/event-log?limit=100").text)
+    assert shown  # A's own events are listed
+    assert str(b_event) not in shown
 
 
 def test_bad_input_gets_400_with_the_reason(dash: Dash, visitors: dict[str, Visitor]) -> None:
     owner = visitors["owner_a"]
     base = f"/p/{dash.world.a.id}/event-log"
-    replays = owner_query(dash, "select count(*) from app.event_replays")
+    replays = owner_rows(dash, "select count(*) from app.event_replays")
     cases = {
         "status=bogus": "status must be one of",
         "type=Payment%20Success!": "type must be an MX event type",
@@ -203,14 +195,14 @@ def test_bad_input_gets_400_with_the_reason(dash: Dash, visitors: dict[str, Visi
         response = owner.post(f"{base}/replay", form)
         assert response.status_code == 400, form
         assert reason in response.text
-    assert owner_query(dash, "select count(*) from app.event_replays") == replays
+    assert owner_rows(dash, "select count(*) from app.event_replays") == replays
 
 
 def test_date_range_is_in_the_practice_time_zone(dash: Dash, visitors: dict[str, Visitor]) -> None:
     a = dash.world.a
     event = event_ids(dash, a.id)[-1]
     # 03:00 UTC on the 15th is 21:00 on the 14th in Chicago (the practice's zone)
-    owner_query(
+    owner_rows(
         dash,
         "update app.webhook_events set received_at = '2026-11-15 03:00+00' where id = %s",
         (event,),
@@ -237,7 +229,7 @@ def test_filters_and_paging(dash: Dash, visitors: dict[str, Visitor]) -> None:
     base = f"/p/{a.id}/event-log"
     every = {
         r[0]
-        for r in owner_query(
+        for r in owner_rows(
             dash, "select id from app.webhook_events where practice_id = %s", (a.id,)
         )
     }
@@ -255,7 +247,7 @@ def test_filters_and_paging(dash: Dash, visitors: dict[str, Visitor]) -> None:
     # a filter: only PaymentFail events (the declined renewal)
     declined = {
         r[0]
-        for r in owner_query(
+        for r in owner_rows(
             dash,
             "select id from app.webhook_events where practice_id = %s "
             "and event_type = 'PaymentFail'",
@@ -276,7 +268,7 @@ def test_event_page_shows_the_masked_payload_and_error(
 ) -> None:
     a = dash.world.a
     event = event_ids(dash, a.id)[0]
-    owner_query(
+    owner_rows(
         dash,
         "update app.webhook_events set last_error = 'MX: 500 boom', "
         'payload = payload || \'{"cardNumber": "4111 1111 1111 1111"}\' where id = %s',
@@ -305,7 +297,7 @@ def test_replay_one_and_a_selection(dash: Dash, visitors: dict[str, Visitor]) ->
     assert "2 of 3 events queued again" in response.text
     assert f"Event {b_event}: Not found" in response.text
     assert response.headers["HX-Trigger"] == "events-changed"
-    rows = owner_query(
+    rows = owner_rows(
         dash,
         "select e.id, e.status, r.replayed_by, r.actor_user_id::text, r.previous_status "
         "from app.webhook_events as e join app.event_replays as r on r.event_id = e.id "
@@ -322,7 +314,7 @@ def test_replay_one_and_a_selection(dash: Dash, visitors: dict[str, Visitor]) ->
     assert again.status_code == 200
     assert "0 of 1 event queued again" in again.text
     assert "cannot be replayed" in again.text
-    assert owner_query(
+    assert owner_rows(
         dash, "select count(*) from app.event_replays where event_id = %s", (first,)
     ) == [(1,)]
     # the event page shows the replay
@@ -343,7 +335,7 @@ async def test_sync_now_is_deduplicated_and_the_worker_finishes_it(
     again = admin.post(f"/p/{a.id}/sync-requests", {}, htmx=True)
     assert again.status_code == 422
     assert "already pending: wait for it to finish" in again.text
-    [(request_id, status, requested_by)] = owner_query(
+    [(request_id, status, requested_by)] = owner_rows(
         dash, "select id, status, requested_by::text from app.sync_requests"
     )
     assert (status, requested_by) == ("pending", dash.world.user_ids["owner_a"])
@@ -364,7 +356,7 @@ async def test_sync_now_is_deduplicated_and_the_worker_finishes_it(
     assert panel.status_code == 200
     assert 'hx-trigger="every 2s"' not in panel.text  # finished: polling stops
     assert 'data-testid="sync-request-status">done<' in panel.text
-    [(run_status, run_by, found, queued)] = owner_query(
+    [(run_status, run_by, found, queued)] = owner_rows(
         dash,
         "select r.status, r.run_by, r.found, r.queued from app.sync_requests as q "
         "join app.sync_runs as r on r.id = q.sync_run_id where q.id = %s",

@@ -4,36 +4,16 @@ functions give; staff get 403 from the database's refusal; another practice 404;
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
-from tests.integration.test_dashboard_routes import Visitor, a_names
-from tests.support.dashboard import csrf_token, sign_in
 from tests.support.dashboard_fixtures import Dash
-
-ADMINS_A = ("owner_a", "admin_a")
-
-
-@pytest.fixture(scope="module")
-def people(dash: Dash) -> Iterator[dict[str, Visitor]]:
-    """Every user of the world signed in, and an anonymous visitor."""
-    out: dict[str, Visitor] = {}
-    for name, email in dash.world.users.items():
-        client = sign_in(dash.base_url, email)
-        out[name] = Visitor(name, client, csrf_token(client.get("/auth/sign-in").text))
-    anonymous = httpx.Client(base_url=dash.base_url, timeout=10)
-    out["anonymous"] = Visitor("anonymous", anonymous, "")
-    yield out
-    for visitor in out.values():
-        visitor.client.close()
+from tests.support.dashboard_visitors import ADMINS_A, Visitor, a_names, practice_today
 
 
 def pages(dash: Dash) -> list[str]:
@@ -55,16 +35,6 @@ def as_user(dash: Dash, role: str, sql: str, params: tuple[Any, ...]) -> list[tu
         return conn.execute(sql, params).fetchall()
 
 
-def today_a(dash: Dash) -> dt.date:
-    with psycopg.connect(dash.owner_url) as conn:
-        row = conn.execute(
-            "select (now() at time zone timezone)::date from app.practices where id = %s",
-            (dash.world.a.id,),
-        ).fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
-
-
 def cells(page: str, testid: str) -> list[list[str]]:
     """The figures table's rows, each a list of its cells' text."""
     table = re.search(rf'data-testid="{testid}">(.*?)</table>', page, re.S)
@@ -81,15 +51,15 @@ def cells(page: str, testid: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("role", ADMINS_A)
 def test_owners_and_admins_see_metrics_from_the_database(
-    dash: Dash, people: dict[str, Visitor], role: str
+    dash: Dash, visitors: dict[str, Visitor], role: str
 ) -> None:
     for path in pages(dash):
-        response = people[role].get(path)
+        response = visitors[role].get(path)
         assert response.status_code == 200, (role, path, response.text[-400:])
-    today = today_a(dash)
+    today = practice_today(dash)
     start = today.replace(day=1)
     page = (
-        people[role]
+        visitors[role]
         .get(f"/p/{dash.world.a.id}/metrics?from={start.isoformat()}&to={today.isoformat()}")
         .text
     )
@@ -119,7 +89,7 @@ def test_owners_and_admins_see_metrics_from_the_database(
         (dash.world.a.id, start, today),
     )
     chosen = programmes[0]
-    one = people[role].get(
+    one = visitors[role].get(
         f"/p/{dash.world.a.id}/metrics?from={start.isoformat()}&to={today.isoformat()}"
         f"&programme={chosen[0]}"
     )
@@ -130,9 +100,9 @@ def test_owners_and_admins_see_metrics_from_the_database(
 
 @pytest.mark.parametrize("role", ADMINS_A)
 def test_revenue_outlook_shows_the_database_figures(
-    dash: Dash, people: dict[str, Visitor], role: str
+    dash: Dash, visitors: dict[str, Visitor], role: str
 ) -> None:
-    page = people[role].get(f"/p/{dash.world.a.id}/revenue?back=3&ahead=3").text
+    page = visitors[role].get(f"/p/{dash.world.a.id}/revenue?back=3&ahead=3").text
     rows = as_user(
         dash,
         role,
@@ -145,7 +115,7 @@ def test_revenue_outlook_shows_the_database_figures(
     assert expected > 0
     assert collected > 0
     assert f'data-testid="expected-total">${expected:,.2f}<' in page
-    this_month = today_a(dash).replace(day=1)
+    this_month = practice_today(dash).replace(day=1)
     coming = cells(page, "figures-expected")
     assert [r[-1] for r in coming] == [f"${r[2]:,.2f}" for r in rows if r[0] >= this_month]
     past = cells(page, "figures-collected")
@@ -154,32 +124,32 @@ def test_revenue_outlook_shows_the_database_figures(
 
 @pytest.mark.parametrize("role", ["staff_a", "viewer_a"])
 def test_staff_are_refused_by_the_database(
-    dash: Dash, people: dict[str, Visitor], role: str
+    dash: Dash, visitors: dict[str, Visitor], role: str
 ) -> None:
     names = a_names(dash)
     for path in pages(dash):
-        response = people[role].get(path)
+        response = visitors[role].get(path)
         assert response.status_code == 403, (path, response.status_code)
         assert "owners and admins" in response.text
         assert not any(name in response.text for name in names)
-    memberships = people[role].get(f"/p/{dash.world.a.id}/memberships").text
+    memberships = visitors[role].get(f"/p/{dash.world.a.id}/memberships").text
     assert 'data-testid="nav-metrics"' not in memberships
-    owner = people["owner_a"].get(f"/p/{dash.world.a.id}/memberships").text
+    owner = visitors["owner_a"].get(f"/p/{dash.world.a.id}/memberships").text
     assert 'data-testid="nav-metrics"' in owner
     assert 'data-testid="nav-revenue"' in owner
 
 
 @pytest.mark.parametrize("role", ["staff_b", "nobody"])
-def test_outsiders_get_404(dash: Dash, people: dict[str, Visitor], role: str) -> None:
+def test_outsiders_get_404(dash: Dash, visitors: dict[str, Visitor], role: str) -> None:
     for path in pages(dash):
-        response = people[role].get(path)
+        response = visitors[role].get(path)
         assert response.status_code == 404, (role, path, response.status_code)
         assert "$" not in re.sub(r"<script.*?</script>", "", response.text, flags=re.S)
 
 
-def test_anonymous_is_sent_to_sign_in(dash: Dash, people: dict[str, Visitor]) -> None:
+def test_anonymous_is_sent_to_sign_in(dash: Dash, visitors: dict[str, Visitor]) -> None:
     for path in pages(dash):
-        response = people["anonymous"].get(path)
+        response = visitors["anonymous"].get(path)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/auth/sign-in")
 
@@ -197,25 +167,25 @@ def test_anonymous_is_sent_to_sign_in(dash: Dash, people: dict[str, Visitor]) ->
     ],
 )
 def test_bad_metrics_input_is_a_400(
-    dash: Dash, people: dict[str, Visitor], query: str, reason: str
+    dash: Dash, visitors: dict[str, Visitor], query: str, reason: str
 ) -> None:
-    response = people["owner_a"].get(f"/p/{dash.world.a.id}/metrics?{query}")
+    response = visitors["owner_a"].get(f"/p/{dash.world.a.id}/metrics?{query}")
     assert response.status_code == 400, (query, response.status_code)
     assert reason in response.text
 
 
-def test_another_practices_programme_is_a_400(dash: Dash, people: dict[str, Visitor]) -> None:
+def test_another_practices_programme_is_a_400(dash: Dash, visitors: dict[str, Visitor]) -> None:
     with psycopg.connect(dash.owner_url) as conn:
         row = conn.execute(
             "select id from app.categories where practice_id = %s limit 1", (dash.world.b.id,)
         ).fetchone()
     assert row is not None
-    response = people["owner_a"].get(f"/p/{dash.world.a.id}/metrics?programme={row[0]}")
+    response = visitors["owner_a"].get(f"/p/{dash.world.a.id}/metrics?programme={row[0]}")
     assert response.status_code == 400
     assert "not one of this practice" in response.text
 
 
 @pytest.mark.parametrize("query", ["ahead=0", "ahead=7", "back=-1", "back=x", "months=3"])
-def test_bad_outlook_input_is_a_400(dash: Dash, people: dict[str, Visitor], query: str) -> None:
-    response = people["owner_a"].get(f"/p/{dash.world.a.id}/revenue?{query}")
+def test_bad_outlook_input_is_a_400(dash: Dash, visitors: dict[str, Visitor], query: str) -> None:
+    response = visitors["owner_a"].get(f"/p/{dash.world.a.id}/revenue?{query}")
     assert response.status_code == 400, (query, response.status_code)

@@ -8,27 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any
 
-import psycopg
 import pytest
 
 from dashboard import routes_payments
-from tests.integration.test_dashboard_routes import (  # the same signed-in visitors
-    MEMBERS_A,
-    OUTSIDERS,
-    Visitor,
-    a_names,
-    visitors,
-)
 from tests.support.dashboard_fixtures import Dash
-
-__all__ = ["visitors"]  # a fixture this module uses
-
-
-def owner_sql(dash: Dash, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    with psycopg.connect(dash.owner_url) as conn:
-        return conn.execute(sql, params).fetchall()
+from tests.support.dashboard_visitors import MEMBERS_A, OUTSIDERS, Visitor, a_names, owner_rows
 
 
 def contract_of_a(dash: Dash) -> int:
@@ -139,7 +124,7 @@ def test_filters_and_totals_agree_with_the_database(
 ) -> None:
     a = dash.world.a
     base = f"/p/{a.id}/payments"
-    ((count, declines, refunds, refunded),) = owner_sql(
+    ((count, declines, refunds, refunded),) = owner_rows(
         dash,
         "select count(*), count(*) filter (where status = 'Declined'), "
         "count(*) filter (where type = 'Return'), "
@@ -168,7 +153,8 @@ def test_filters_and_totals_agree_with_the_database(
 def test_keyset_pages_cover_every_payment_once(dash: Dash, visitors: dict[str, Visitor]) -> None:
     a = dash.world.a
     expected = {
-        r[0] for r in owner_sql(dash, "select id from app.payments where practice_id = %s", (a.id,))
+        r[0]
+        for r in owner_rows(dash, "select id from app.payments where practice_id = %s", (a.id,))
     }
     assert len(expected) > 25  # two pages at least
     seen: list[int] = []
@@ -194,7 +180,7 @@ def test_csv_export_follows_the_filter(dash: Dash, visitors: dict[str, Visitor])
     every = list(
         csv.DictReader(io.StringIO(visitors["admin_a"].get(f"/p/{a.id}/payments/export.csv").text))
     )
-    ((count,),) = owner_sql(
+    ((count,),) = owner_rows(
         dash, "select count(*) from app.payments where practice_id = %s", (a.id,)
     )
     assert len(every) == count
@@ -208,7 +194,7 @@ def test_recurring_view_lists_recurring_payments_only(
     dash: Dash, visitors: dict[str, Visitor]
 ) -> None:
     a = dash.world.a
-    ((recurring,),) = owner_sql(
+    ((recurring,),) = owner_rows(
         dash,
         "select count(*) from app.payments as p where p.practice_id = %s "
         "and (p.source = 'Recurring' or exists "
@@ -236,7 +222,7 @@ def test_contracts_list_and_detail(dash: Dash, visitors: dict[str, Visitor]) -> 
 
     detail = visitors["staff_a"].get(f"/p/{a.id}/contracts/{contract}").text
     assert "Adam Abbot" in detail
-    payments = owner_sql(
+    payments = owner_rows(
         dash, "select payment_id from app.contract_payments where contract_id = %s", (contract,)
     )
     assert len(payments) >= 2  # the sale and its declined renewal
@@ -244,9 +230,9 @@ def test_contracts_list_and_detail(dash: Dash, visitors: dict[str, Visitor]) -> 
         assert f"<td>{payment_id}</td>" in detail
     assert 'data-testid="contract-memberships"' in detail
 
-    patient = owner_sql(dash, "select patient_id from app.contracts where id = %s", (contract,))[0][
+    patient = owner_rows(dash, "select patient_id from app.contracts where id = %s", (contract,))[
         0
-    ]
+    ][0]
     patient_page = visitors["staff_a"].get(f"/p/{a.id}/patients/{patient}").text
     assert f"/p/{a.id}/contracts?patient={patient}" in patient_page
     mine = visitors["staff_a"].get(f"/p/{a.id}/contracts?patient={patient}").text
@@ -264,7 +250,7 @@ def test_csv_export_streams_page_after_page(
     assert response.status_code == 200
     assert response.text.count("payment_id,created_at") == 1
     ids = [int(r["payment_id"]) for r in csv.DictReader(io.StringIO(response.text))]
-    expected = owner_sql(
+    expected = owner_rows(
         dash,
         "select id from app.payments where practice_id = %s order by mx_created_at desc, id desc",
         (a.id,),

@@ -7,58 +7,14 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from tests.support.dashboard import csrf_token, sign_in
 from tests.support.dashboard_fixtures import Dash
-
-MEMBERS_A = ("owner_a", "admin_a", "staff_a")  # may edit; viewer_a reads only
-OUTSIDERS = ("staff_b", "nobody")
-
-
-@dataclass
-class Visitor:
-    name: str
-    client: httpx.Client
-    token: str  # CSRF
-
-    def get(self, path: str, htmx: bool = False) -> httpx.Response:
-        return self.client.get(path, headers={"HX-Request": "true"} if htmx else None)
-
-    def post(self, path: str, data: dict[str, Any], htmx: bool = False) -> httpx.Response:
-        headers = {"HX-Request": "true"} if htmx else {}
-        return self.client.post(path, data={**data, "_csrf_token": self.token}, headers=headers)
-
-
-@pytest.fixture(scope="module")
-def visitors(dash: Dash) -> Iterator[dict[str, Visitor]]:
-    out: dict[str, Visitor] = {}
-    for name, email in dash.world.users.items():
-        client = sign_in(dash.base_url, email)
-        out[name] = Visitor(name, client, csrf_token(client.get("/auth/sign-in").text))
-    anonymous = httpx.Client(base_url=dash.base_url, timeout=10)
-    out["anonymous"] = Visitor(
-        "anonymous", anonymous, csrf_token(anonymous.get("/auth/sign-in").text)
-    )
-    yield out
-    for visitor in out.values():
-        visitor.client.close()
-
-
-def a_names(dash: Dash) -> list[str]:
-    with psycopg.connect(dash.owner_url) as conn:
-        return [
-            r[0]
-            for r in conn.execute(
-                "select name from app.patients where practice_id = %s", (dash.world.a.id,)
-            ).fetchall()
-        ]
+from tests.support.dashboard_visitors import MEMBERS_A, OUTSIDERS, Visitor, a_names, call
 
 
 def routes(dash: Dash) -> list[tuple[str, str, dict[str, Any] | None]]:
@@ -77,14 +33,6 @@ def routes(dash: Dash) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("GET", f"{base}/patients/{patient}", None),
         ("POST", f"{base}/invoices/{invoice}/followup", {"data_sent_status": "yes"}),
     ]
-
-
-def call(
-    visitor: Visitor, method: str, path: str, form: dict[str, Any] | None, htmx: bool = False
-) -> httpx.Response:
-    if method == "GET":
-        return visitor.get(path, htmx)
-    return visitor.post(path, form or {}, htmx)
 
 
 @pytest.mark.parametrize("role", MEMBERS_A)

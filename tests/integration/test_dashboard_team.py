@@ -11,28 +11,16 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
-from tests.support.dashboard import add_user, csrf_token, sign_in
+from tests.support.dashboard import add_user
 from tests.support.dashboard_fixtures import Dash
+from tests.support.dashboard_visitors import Visitor, signed_in_visitors
 from worker.ops.invitations import process_pending
 
 NOT_OWNERS_A = ("admin_a", "staff_a", "viewer_a")
 OUTSIDERS = ("staff_b", "nobody", "operator")
-
-
-class Visitor:
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-        self.token = csrf_token(client.get("/auth/sign-in").text)
-
-    def get(self, path: str) -> httpx.Response:
-        return self.client.get(path)
-
-    def post(self, path: str, data: dict[str, Any] | None = None) -> httpx.Response:
-        return self.client.post(path, data={**(data or {}), "_csrf_token": self.token})
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +35,10 @@ def operator_email(dash: Dash) -> str:
 
 @pytest.fixture(scope="module")
 def visitors(dash: Dash, operator_email: str) -> Iterator[dict[str, Visitor]]:
-    users = dict(dash.world.users) | {"operator": operator_email}
-    out = {name: Visitor(sign_in(dash.base_url, email)) for name, email in users.items()}
-    out["anonymous"] = Visitor(httpx.Client(base_url=dash.base_url, timeout=10))
-    yield out
-    for visitor in out.values():
-        visitor.client.close()
+    """The world's users and an operator signed in, and ``anonymous``."""
+    yield from signed_in_visitors(
+        dash.base_url, dict(dash.world.users) | {"operator": operator_email}
+    )
 
 
 def member(dash: Dash, role: str) -> tuple[str, str]:

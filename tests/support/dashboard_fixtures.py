@@ -1,18 +1,21 @@
 """pytest fixtures of the dashboard tests: one database, world and running dashboard per
-module (``dash``), built from the session's template database."""
+module (``dash``), built from the session's template database, and every user of its world
+signed in (``visitors``)."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import pytest
 import pytest_asyncio
 
 from mxstandin.server import StandinHandle, start_standin
 from scripts import localdb
 from tests.support.dashboard import DashboardServer, World, build_world, start_dashboard
+from tests.support.dashboard_visitors import Visitor, signed_in_visitors
 
 
 @dataclass
@@ -45,3 +48,9 @@ async def dash(template_db: str) -> AsyncIterator[Dash]:
     finally:
         standin.stop()
         localdb.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def visitors(dash: Dash) -> Iterator[dict[str, Visitor]]:
+    """Every user of the world signed in (by role name), and ``anonymous``."""
+    yield from signed_in_visitors(dash.base_url, dash.world.users)
