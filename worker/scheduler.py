@@ -258,7 +258,15 @@ class Scheduler:
 
     async def send_invitations(self) -> int:
         """The invitations owners asked for on the Team page (worker/ops/invitations.py, the
-        code of ``member add``); sync psycopg in a thread, as supabase-py is sync too."""
+        code of ``member add``); sync psycopg in a thread, as supabase-py is sync too. The
+        pool answers first whether one is pending, so an idle tick opens no connection."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select exists (select from private.claim_member_invitation())"
+            )
+            pending = await cur.fetchone()
+        if not (pending and pending[0]):
+            return 0
         done = await asyncio.to_thread(invitations.process_pending, self.settings.database_url)
         self.counts["invitations"] += len(done)
         return len(done)
