@@ -38,6 +38,19 @@ def make_pool(settings: WorkerSettings, *, application_name: str) -> AsyncConnec
     )
 
 
+def make_mx_client(settings: WorkerSettings) -> MxClient:
+    """The worker's MX client (not yet open). Its base URL is only a fallback: each merchant's
+    credentials carry the API of its environment (CredentialsCache), so sandbox and production
+    merchants mix freely."""
+    return MxClient(
+        base_url_for("production", settings.mx_base_url),
+        connect_timeout=settings.mx_connect_timeout_seconds,
+        read_timeout=settings.mx_read_timeout_seconds,
+        total_timeout=settings.mx_total_timeout_seconds,
+        per_merchant_concurrency=settings.mx_per_merchant_concurrency,
+    )
+
+
 class Consumer:
     """Reads the ingest queue and processes events, at most ``worker_concurrency`` at once."""
 
@@ -56,16 +69,8 @@ class Consumer:
         settings = self.settings
         pool = make_pool(settings, application_name="mx-worker")
         await pool.open(wait=False)
-        # The base URL here is only a fallback: each merchant's credentials carry the API of
-        # its environment (CredentialsCache), so sandbox and production merchants mix freely.
         scheduling: asyncio.Task[None] | None = None
-        mx = MxClient(
-            base_url_for("production", settings.mx_base_url),
-            connect_timeout=settings.mx_connect_timeout_seconds,
-            read_timeout=settings.mx_read_timeout_seconds,
-            total_timeout=settings.mx_total_timeout_seconds,
-            per_merchant_concurrency=settings.mx_per_merchant_concurrency,
-        )
+        mx = make_mx_client(settings)
         side_tasks = observability_tasks(pool, settings)  # queue gauges, alert checks
         try:
             async with mx:
