@@ -23,8 +23,7 @@ from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 from scripts.dev_pipeline import worker_settings
 from scripts.dev_world import PASSWORD, add_user, build_world
 from scripts.procs import free_port, start, stop, wait_http
-from worker.consumer import make_pool
-from worker.mx.client import MxClient
+from worker.commands.sync import sync_context
 from worker.scheduler import Scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,13 +49,8 @@ async def sync_once(owner_url: str, mx_base_url: str, practice_id: str, email: s
         localdb.act_as_user(conn, user[0])
         conn.execute("select * from api.request_sync(%s)", (practice_id,))
     settings = worker_settings(owner_url, mx_base_url, scheduler_enabled=False)
-    pool = make_pool(settings, application_name="screenshots")
-    await pool.open()
-    try:
-        async with MxClient(mx_base_url) as mx:
-            await Scheduler(settings, pool, mx, asyncio.Event()).run_request()
-    finally:
-        await pool.close()
+    async with sync_context(settings) as ctx:  # the operator's pool and MX client
+        await Scheduler(settings, ctx.pool, ctx.mx, asyncio.Event()).run_request()
 
 
 def main() -> int:
