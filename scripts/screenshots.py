@@ -60,7 +60,7 @@ def main() -> int:
     standin = start_standin(seed=7)
     try:
         world = asyncio.run(build_world(owner_url, standin))
-        nobody = add_user(owner_url, "new-hire@example.test", None)
+        add_user(owner_url, "new-hire@example.test", None)  # "no-practice": in none
         with psycopg.connect(owner_url, autocommit=True) as conn:
             # a practice the owner also belongs to, for the switcher
             conn.execute(
@@ -145,7 +145,6 @@ def main() -> int:
         "revenue-outlook": (f"/p/{a.id}/revenue", world.users["owner_a"]),
         "metrics-staff": (f"/p/{a.id}/metrics", world.users["staff_a"]),
     }
-    del nobody
     try:
         wait_http(f"{base_url}/readyz", log_dir)
         with sync_playwright() as playwright:
