@@ -1,6 +1,6 @@
-"""The services' one way to build their psycopg connection pool (webhook, dashboard).
+"""The services' one way to build their psycopg connection pool (webhook, dashboard, worker).
 
-Both read the same settings (``database_url``, ``db_pool_min_size`` / ``db_pool_max_size``,
+Each reads the same settings (``database_url``, ``db_pool_min_size`` / ``db_pool_max_size``,
 ``db_connect_timeout_seconds``, ``db_prepare_threshold``: ``None`` for the Supabase
 transaction pooler); each names itself (``application_name`` in ``pg_stat_activity``) and
 says how a connection is checked before use and how long the pool keeps reconnecting.
@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 
 class PoolSettings(Protocol):
-    """The settings fields a pool is built from (webhook and dashboard settings have them)."""
+    """The settings fields a pool is built from (webhook, dashboard and worker settings)."""
 
     @property
     def database_url(self) -> str: ...

@@ -30,11 +30,6 @@ def mask_card_numbers(text: str) -> str:
     return _CARD_LIKE.sub(_mask, text)
 
 
-def contains_card_number(text: str) -> bool:
-    """True when ``text`` holds a run that :func:`mask_card_numbers` would mask."""
-    return _CARD_LIKE.search(text) is not None
-
-
 def mask_number(value: int) -> int | str:
     """An integer as it may be stored or logged: one of 13 or more digits becomes its masked
     text, a smaller one stays as it is."""

@@ -23,8 +23,7 @@ from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 from scripts.dev_pipeline import worker_settings
 from scripts.dev_world import PASSWORD, add_user, build_world
 from scripts.procs import free_port, start, stop, wait_http
-from worker.consumer import make_pool
-from worker.mx.client import MxClient
+from worker.commands.sync import sync_context
 from worker.scheduler import Scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,13 +49,8 @@ async def sync_once(owner_url: str, mx_base_url: str, practice_id: str, email: s
         localdb.act_as_user(conn, user[0])
         conn.execute("select * from api.request_sync(%s)", (practice_id,))
     settings = worker_settings(owner_url, mx_base_url, scheduler_enabled=False)
-    pool = make_pool(settings, application_name="screenshots")
-    await pool.open()
-    try:
-        async with MxClient(mx_base_url) as mx:
-            await Scheduler(settings, pool, mx, asyncio.Event()).run_request()
-    finally:
-        await pool.close()
+    async with sync_context(settings) as ctx:  # the operator's pool and MX client
+        await Scheduler(settings, ctx.pool, ctx.mx, asyncio.Event()).run_request()
 
 
 def main() -> int:
@@ -66,7 +60,7 @@ def main() -> int:
     standin = start_standin(seed=7)
     try:
         world = asyncio.run(build_world(owner_url, standin))
-        nobody = add_user(owner_url, "new-hire@example.test", None)
+        add_user(owner_url, "new-hire@example.test", None)  # "no-practice": in none
         with psycopg.connect(owner_url, autocommit=True) as conn:
             # a practice the owner also belongs to, for the switcher
             conn.execute(
@@ -151,7 +145,6 @@ def main() -> int:
         "revenue-outlook": (f"/p/{a.id}/revenue", world.users["owner_a"]),
         "metrics-staff": (f"/p/{a.id}/metrics", world.users["staff_a"]),
     }
-    del nobody
     try:
         wait_http(f"{base_url}/readyz", log_dir)
         with sync_playwright() as playwright:

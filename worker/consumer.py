@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from common import db_pool
 from worker import metrics
 from worker.alerts import observability_tasks, stop_tasks
 from worker.event_processor import ClaimedEvent, CredentialsCache, EventProcessor
@@ -21,23 +22,32 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker.consumer")
 
+# how long the pool keeps reconnecting before it gives up (psycopg_pool's default)
+RECONNECT_TIMEOUT_SECONDS = 300.0
+
 
 def make_pool(settings: WorkerSettings, *, application_name: str) -> AsyncConnectionPool[Any]:
-    return AsyncConnectionPool(
-        settings.database_url,
-        min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
-        timeout=settings.db_connect_timeout_seconds,
-        open=False,
-        # a connection broken by a Postgres restart is found and replaced before use
+    """The worker's pool (common/db_pool.py, as the webhook's and the dashboard's): a
+    connection broken by a Postgres restart is found and replaced before use."""
+    return db_pool.make_pool(
+        settings,
+        name=application_name,
         check=AsyncConnectionPool.check_connection,
-        kwargs={
-            "prepare_threshold": settings.db_prepare_threshold,
-            "autocommit": True,
-            "application_name": application_name,
-            "connect_timeout": max(1, round(settings.db_connect_timeout_seconds)),
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
-        },
+        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+
+
+def make_mx_client(settings: WorkerSettings) -> MxClient:
+    """The worker's MX client (not yet open). Its base URL is only a fallback: each merchant's
+    credentials carry the API of its environment (CredentialsCache), so sandbox and production
+    merchants mix freely."""
+    return MxClient(
+        base_url_for("production", settings.mx_base_url),
+        connect_timeout=settings.mx_connect_timeout_seconds,
+        read_timeout=settings.mx_read_timeout_seconds,
+        total_timeout=settings.mx_total_timeout_seconds,
+        per_merchant_concurrency=settings.mx_per_merchant_concurrency,
     )
 
 
@@ -59,16 +69,8 @@ class Consumer:
         settings = self.settings
         pool = make_pool(settings, application_name="mx-worker")
         await pool.open(wait=False)
-        # The base URL here is only a fallback: each merchant's credentials carry the API of
-        # its environment (CredentialsCache), so sandbox and production merchants mix freely.
         scheduling: asyncio.Task[None] | None = None
-        mx = MxClient(
-            base_url_for("production", settings.mx_base_url),
-            connect_timeout=settings.mx_connect_timeout_seconds,
-            read_timeout=settings.mx_read_timeout_seconds,
-            total_timeout=settings.mx_total_timeout_seconds,
-            per_merchant_concurrency=settings.mx_per_merchant_concurrency,
-        )
+        mx = make_mx_client(settings)
         side_tasks = observability_tasks(pool, settings)  # queue gauges, alert checks
         try:
             async with mx:

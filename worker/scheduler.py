@@ -42,6 +42,7 @@ from worker.sync import (
     AlreadyRunning,
     RunResult,
     SyncContext,
+    call_shielded,
     describe_failure,
     due_accounts,
     reconcile,
@@ -233,14 +234,11 @@ class Scheduler:
         return True
 
     async def _finish_request(self, request_id: int, error: str | None) -> None:
-        async def record() -> None:
-            async with self.pool.connection() as conn:
-                await conn.execute(
-                    "select private.finish_sync_request(%s, %s, %s)",
-                    (request_id, error is None, error),
-                )
-
-        await asyncio.shield(record())
+        await call_shielded(
+            self.pool,
+            "select private.finish_sync_request(%s, %s, %s)",
+            (request_id, error is None, error),
+        )
         outcome = "done" if error is None else "failed"
         self.counts[f"request_{outcome}"] += 1
         level = logging.INFO if error is None else logging.ERROR
@@ -251,19 +249,24 @@ class Scheduler:
         )
 
     async def _release(self, request_id: int, retry_after_seconds: float) -> None:
-        async def record() -> None:
-            async with self.pool.connection() as conn:
-                await conn.execute(
-                    "select private.release_sync_request(%s, %s)",
-                    (request_id, timedelta(seconds=retry_after_seconds)),
-                )
-
         with contextlib.suppress(psycopg.Error, OSError):  # else reclaimed after the timeout
-            await asyncio.shield(record())
+            await call_shielded(
+                self.pool,
+                "select private.release_sync_request(%s, %s)",
+                (request_id, timedelta(seconds=retry_after_seconds)),
+            )
 
     async def send_invitations(self) -> int:
         """The invitations owners asked for on the Team page (worker/ops/invitations.py, the
-        code of ``member add``); sync psycopg in a thread, as supabase-py is sync too."""
+        code of ``member add``); sync psycopg in a thread, as supabase-py is sync too. The
+        pool answers first whether one is pending, so an idle tick opens no connection."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select exists (select from private.claim_member_invitation())"
+            )
+            pending = await cur.fetchone()
+        if not (pending and pending[0]):
+            return 0
         done = await asyncio.to_thread(invitations.process_pending, self.settings.database_url)
         self.counts["invitations"] += len(done)
         return len(done)

@@ -222,29 +222,36 @@ async def save_progress(ctx: SyncContext, run: RunResult) -> None:
         )
 
 
+async def call_shielded(pool: AsyncConnectionPool[Any], sql: str, params: tuple[Any, ...]) -> None:
+    """One call on a pool connection, its own transaction; shielded so that a cancellation of
+    the caller (a stopping worker) cannot skip it."""
+
+    async def call() -> None:
+        async with pool.connection() as conn:
+            await conn.execute(sql, params)
+
+    await asyncio.shield(call())
+
+
 async def finish_run(ctx: SyncContext, run: RunResult, error: str | None) -> RunResult:
     """Record the outcome in its own transaction; shielded so a cancellation cannot skip it."""
-
-    async def record() -> None:
-        async with ctx.pool.connection() as conn:
-            await conn.execute(
-                "select private.finish_sync_run(%s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    run.run_id,
-                    error is None,
-                    error,
-                    run.pages,
-                    run.found,
-                    run.queued,
-                    Jsonb(run.cursor),
-                    run.watermark,
-                ),
-            )
-
     run.status = "succeeded" if error is None else "failed"
     run.error = error
     try:
-        await asyncio.shield(record())
+        await call_shielded(
+            ctx.pool,
+            "select private.finish_sync_run(%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                run.run_id,
+                error is None,
+                error,
+                run.pages,
+                run.found,
+                run.queued,
+                Jsonb(run.cursor),
+                run.watermark,
+            ),
+        )
     except psycopg.Error as exc:  # the heartbeat goes stale; the next start records it failed
         log.error(
             "could not record the end of a sync run",

@@ -64,7 +64,7 @@ from scripts.bench.harness import (
     mx_body,
     webhook_env,
 )
-from scripts.bench.load import closed_loop, open_loop
+from scripts.bench.load import closed_loop, open_loop, pct
 from scripts.bench.worker import make_sales
 from scripts.procs import free_port, start, start_standin, stop, wait_http
 
@@ -73,11 +73,6 @@ VARIANTS = {
     "last paid, newest first": "sort=last_paid_at.desc",
     "active only, started between": "status=active&started_from=2024-01-01&started_to=2026-06-30",
 }
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def database(args: argparse.Namespace) -> str:
@@ -208,24 +203,24 @@ METRIC_PAGES = {
 }
 
 
-async def metrics_pages(
+def metrics_pages(
     base_url: str, token: str, practice: str, programme: str, rounds: int
 ) -> list[dict[str, Any]]:
-    """The metrics and revenue pages, whole HTML over HTTP, as the practice's owner."""
+    """The metrics and revenue pages, whole HTML over HTTP, as the practice's owner (timed with
+    the same client as the memberships page)."""
     results = []
-    async with httpx.AsyncClient(
-        base_url=base_url, cookies={"mxd_access": token}, timeout=60
-    ) as client:
+    client = PageClient(base_url, token)
+    try:
         for name, tail in METRIC_PAGES.items():
             path = f"/p/{practice}/" + tail.format(programme=programme)
             for _ in range(2):  # warm up
-                response = await client.get(path)
-                assert response.status_code == 200, (path, response.status_code)
+                status, body = client.get(path)
+                assert status == 200, (path, status)
             times: list[float] = []
             for _ in range(rounds):
                 started = time.perf_counter()
-                response = await client.get(path)
-                assert response.status_code == 200
+                status, body = client.get(path)
+                assert status == 200
                 times.append((time.perf_counter() - started) * 1000)
             results.append(
                 {
@@ -233,9 +228,11 @@ async def metrics_pages(
                     "p50_ms": round(pct(times, 50), 1),
                     "p95_ms": round(pct(times, 95), 1),
                     "max_ms": round(max(times), 1),
-                    "bytes": len(response.content),
+                    "bytes": len(body),
                 }
             )
+    finally:
+        client.close()
     return results
 
 
@@ -523,14 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_http(f"{base_url}/readyz", RUN_DIR)
         wait_http(f"http://127.0.0.1:{webhook_port}/readyz", RUN_DIR)
         pages = asyncio.run(measure())
-        metrics = asyncio.run(
-            metrics_pages(
-                base_url,
-                token,
-                practice,
-                busiest_programme(url, practice),
-                args.metrics_rounds,
-            )
+        metrics = metrics_pages(
+            base_url, token, practice, busiest_programme(url, practice), args.metrics_rounds
         )
         # the ingest load: a practice onboarded as a merchant the stand-in knows
         merchant = httpx.post(

@@ -19,8 +19,7 @@ from pydantic import ValidationError
 
 from common.logs import configure_logging
 from worker.commands.common import CommandError, add_json_flag, emit, progress
-from worker.consumer import make_pool
-from worker.mx.client import MxClient, base_url_for
+from worker.consumer import make_mx_client, make_pool
 from worker.ops.db import operator_database_url
 from worker.settings import WorkerSettings
 from worker.sync import (
@@ -104,13 +103,7 @@ def _settings() -> WorkerSettings:
 async def sync_context(settings: WorkerSettings) -> AsyncIterator[SyncContext]:
     pool = make_pool(settings, application_name="mx-worker-sync")
     await pool.open(wait=True, timeout=settings.db_connect_timeout_seconds * 2)
-    mx = MxClient(
-        base_url_for("production", settings.mx_base_url),
-        connect_timeout=settings.mx_connect_timeout_seconds,
-        read_timeout=settings.mx_read_timeout_seconds,
-        total_timeout=settings.mx_total_timeout_seconds,
-        per_merchant_concurrency=settings.mx_per_merchant_concurrency,
-    )
+    mx = make_mx_client(settings)
     try:
         async with mx:
             yield SyncContext.create(pool, mx, settings)
