@@ -7,7 +7,6 @@ import hashlib
 import uuid
 from typing import Annotated, Any, Final
 
-import psycopg
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
@@ -26,7 +25,7 @@ from dashboard.memberships_view import (
     list_context_checks,
     memberships_context,
 )
-from dashboard.pages import PRACTICE_COOKIE, page, refusal_of, safe_next
+from dashboard.pages import PRACTICE_COOKIE, Refused, page, safe_next, try_write
 from dashboard.reads import (
     read_columns,
     read_membership,
@@ -139,21 +138,16 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         template), a success as the call's ``result`` row for the caller to word."""
         await read_practice(conn, practice_id)
         await read_membership(conn, practice_id, membership_id)
-        try:
-            async with conn.transaction():
-                row = await fetch_one(conn, call, params)
-        except psycopg.errors.Error as exc:
-            if isinstance(exc, psycopg.OperationalError):
-                raise
-            refusal = refusal_of(exc)
+        outcome = await try_write(conn, call, params)
+        if isinstance(outcome, Refused):
             return await _row_response(
                 conn,
                 practice_id,
                 membership_id,
-                f"{refused_prefix}{refusal.message}",
-                refusal.status,
+                f"{refused_prefix}{outcome.message}",
+                outcome.status,
             )
-        return row or {}
+        return outcome[0] if outcome else {}
 
     @get("/p/{practice_id:uuid}/memberships/{membership_id:uuid}/row")
     async def membership_row(

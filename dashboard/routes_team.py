@@ -19,8 +19,8 @@ from litestar.response import Template
 
 from dashboard import query as q
 from dashboard.auth import Identity
-from dashboard.db import Conn, fetch_all, fetch_one
-from dashboard.pages import Refused, page, refusal_of
+from dashboard.db import Conn, fetch_all
+from dashboard.pages import Refused, page, refusal_of, try_write
 from dashboard.reads import read_practice
 from dashboard.runtime import Runtime
 
@@ -83,7 +83,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     async def act(
         identity: Identity,
         practice_id: uuid.UUID,
-        sql: Any,
+        sql: str,
         params: tuple[Any, ...],
         done: str | None = None,
     ) -> Template:
@@ -91,17 +91,12 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         (its status, nothing changed)."""
         async with rt.user(identity) as conn:
             await read_practice(conn, practice_id)
-            try:
-                async with conn.transaction():
-                    row = await fetch_one(conn, sql, params)
-            except psycopg.errors.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
-                    raise
-                refusal: Refused = refusal_of(exc)
+            rows = await try_write(conn, sql, params)
+            if isinstance(rows, Refused):
                 return await team_page(
-                    conn, identity, practice_id, message=refusal.message, status=refusal.status
+                    conn, identity, practice_id, message=rows.message, status=rows.status
                 )
-            outcome = str((row or {}).get("outcome"))
+            outcome = str(rows[0].get("outcome") if rows else None)
             ok = done or OUTCOMES.get(outcome, "Done.")
             return await team_page(conn, identity, practice_id, ok=ok)
 
