@@ -31,7 +31,6 @@ EVENT_STATUSES: Final = ("queued", "retrying", "processed", "ignored", "rejected
 # any other well-formed type in the URL is accepted too
 EVENT_TYPES: Final = ("PaymentSuccess", "PaymentFail", "RefundCreated", "Reconcile")
 EVENT_TYPE_FORMAT: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}$")
-PAGE_SIZES: Final = (25, 50, 100)
 MAX_REPLAY: Final = 100
 RUNS_SHOWN: Final = 20
 REQUESTS_SHOWN: Final = 10
@@ -105,13 +104,7 @@ class EventQuery:
                 before = int(raw_before)
             else:
                 reasons.append("before must be an event id")
-        limit = 50
-        raw_limit = one("limit")
-        if raw_limit:
-            if raw_limit.isdigit() and int(raw_limit) in PAGE_SIZES:
-                limit = int(raw_limit)
-            else:
-                reasons.append(f"limit must be one of {', '.join(map(str, PAGE_SIZES))}")
+        limit = q.parse_limit(one("limit"), 50, reasons)
         if reasons:
             raise q.BadQuery(reasons)
         return cls(status, event_type, dates["from"], dates["to"], before, limit)
@@ -206,7 +199,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             base=base,
             statuses=EVENT_STATUSES,
             types=EVENT_TYPES,
-            page_sizes=PAGE_SIZES,
+            page_sizes=q.PAGE_SIZES,
             **sync,
         )
 
