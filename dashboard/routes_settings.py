@@ -81,7 +81,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             "settings.html",
             refused.status if refused else 200,
             identity=identity,
-            practice=await read_practice(conn, practice["id"]),  # the new name in the header
+            practice=practice,
             values=form or settings,
             zones=[z["name"] for z in zones],
             intervals=INTERVALS,
@@ -113,6 +113,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             if isinstance(outcome, Refused):
                 # the page keeps what was typed beside the reasons
                 return await render(conn, identity, practice, form=changes, refused=outcome)
+            practice = await read_practice(conn, practice_id)  # the new name in the header
             return await render(conn, identity, practice, ok="Settings saved.")
 
     @post("/p/{practice_id:uuid}/settings/referrals")
