@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
@@ -19,13 +20,12 @@ class NotSignedIn(Exception):
     """The visitor has no valid session: to the sign-in page."""
 
 
-class Refused(Exception):
+@dataclass(frozen=True)
+class Refused:
     """The database refused a change (a rule, a bad value): said to the user, nothing changed."""
 
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+    message: str
+    status: int = 422
 
 
 def page(name: str, status: int = 200, **context: Any) -> Template:
