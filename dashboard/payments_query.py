@@ -31,15 +31,7 @@ KNOWN_SOURCES = ("Recurring", "QuickPay", "Terminal", "Invoice", "Order", "API",
 KNOWN_CONTRACT_STATUSES = ("Active", "Inactive", "Cancelled", "Completed", "Deleted")
 
 
-class _Reasons(list[str]):
-    """Collects every reason a query string is refused, then raises them at once."""
-
-    def raise_if_any(self) -> None:
-        if self:
-            raise BadQuery(list(self))
-
-
-def _text(name: str, value: str, reasons: _Reasons) -> str | None:
+def _text(name: str, value: str, reasons: list[str]) -> str | None:
     if len(value) > MAX_TEXT:
         reasons.append(f"{name} is longer than {MAX_TEXT} characters")
     return value or None
@@ -132,7 +124,7 @@ def parse_payment_query(
     params: Mapping[str, Sequence[str]], default_limit: int = 50
 ) -> PaymentQuery:
     """Parse the payments query string; raises BadQuery with every reason at once."""
-    reasons = _Reasons()
+    reasons: list[str] = []
     known = {"view", "kind", "status", "source", "programme", "invoice", "from", "to", "q"}
     one = reader(params, known | {"after", "limit"}, reasons)
     view = one("view") or "all"
@@ -168,7 +160,8 @@ def parse_payment_query(
         except ValueError:
             reasons.append("after is not a page cursor")
     limit = parse_limit(one("limit"), default_limit, reasons)
-    reasons.raise_if_any()
+    if reasons:
+        raise BadQuery(reasons)
     return PaymentQuery(
         view=view,
         kind=kind,
@@ -213,7 +206,7 @@ def parse_contract_query(
     params: Mapping[str, Sequence[str]], default_limit: int = 50
 ) -> ContractQuery:
     """Parse the contracts query string; raises BadQuery with every reason at once."""
-    reasons = _Reasons()
+    reasons: list[str] = []
     one = reader(params, {"status", "patient", "q", "after", "limit"}, reasons)
     status = _text("status", one("status"), reasons)
     patient = one("patient") or None
@@ -231,5 +224,6 @@ def parse_contract_query(
         else:
             reasons.append("after is not a page cursor")
     limit = parse_limit(one("limit"), default_limit, reasons)
-    reasons.raise_if_any()
+    if reasons:
+        raise BadQuery(reasons)
     return ContractQuery(status=status, patient=patient, q=q, after=after, limit=limit)
