@@ -42,9 +42,6 @@ class LiveHub:
             if not queues:
                 del self._subscribers[practice_id]
 
-    def subscriber_count(self) -> int:
-        return sum(len(q) for q in self._subscribers.values())
-
     @staticmethod
     def _put(queue: asyncio.Queue[Any], item: Any) -> None:
         try:

@@ -35,11 +35,20 @@ select api.export_memberships_csv(
 TABS_SQL: Final = "select tab, label, member_count from api.membership_tab_counts(%s)"
 
 
-async def list_context_checks(conn: Conn, practice_id: uuid.UUID, query: q.MembershipQuery) -> None:
+async def list_context_checks(
+    conn: Conn,
+    practice_id: uuid.UUID,
+    query: q.MembershipQuery,
+    referrals: list[dict[str, Any]] | None = None,
+) -> None:
+    """The filter's programme and referral are this practice's (``referrals`` when the
+    caller has read them already)."""
     if query.programme_id:
         await check_programme(conn, practice_id, query.programme_id)
     if query.referral:
-        codes = {r["code"] for r in await read_referrals(conn, practice_id)}
+        if referrals is None:
+            referrals = await read_referrals(conn, practice_id)
+        codes = {r["code"] for r in referrals}
         if query.referral not in codes:
             raise q.BadQuery([f"referral {query.referral!r} is not one of this practice's sources"])
 
@@ -55,8 +64,8 @@ async def memberships_context(
         "select id, name from api.categories where practice_id = %s order by sort_order, name",
         (practice_id,),
     )
-    await list_context_checks(conn, practice_id, query)
     referrals = await read_referrals(conn, practice_id)
+    await list_context_checks(conn, practice_id, query, referrals)
     tabs = await fetch_all(conn, TABS_SQL, (practice_id,))
     args = query.api_args() | {
         "practice": practice_id,

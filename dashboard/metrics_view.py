@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from dashboard.query import BadQuery
+from dashboard.query import BadQuery, parse_date, reader
 
 MAX_YEARS: Final = 5  # api.metrics_series refuses longer periods
 MONTHS_AHEAD: Final = (3, 6, 12)
@@ -29,16 +29,8 @@ def _params(
 ) -> tuple[dict[str, str], list[str]]:
     """One value per known parameter; the reasons for anything else."""
     reasons: list[str] = []
-    unknown = sorted(set(params) - known)
-    if unknown:
-        reasons.append(f"unknown parameter(s): {', '.join(unknown)[:200]}")
-    values: dict[str, str] = {}
-    for name in known:
-        given = params.get(name) or []
-        if len(given) > 1:
-            reasons.append(f"{name} is given more than once")
-        values[name] = (given[-1] if given else "").strip()
-    return values, reasons
+    one = reader(params, known, reasons)
+    return {name: one(name) for name in known}, reasons
 
 
 @dataclass(frozen=True)
@@ -55,11 +47,7 @@ def parse_metrics_query(params: Mapping[str, Sequence[str]], today: dt.date) -> 
     default_start = dt.date(year, month + 1, 1)  # this month and the 11 before it
     dates: dict[str, dt.date] = {"from": default_start, "to": today}
     for name in ("from", "to"):
-        if values[name]:
-            try:
-                dates[name] = dt.date.fromisoformat(values[name])
-            except ValueError:
-                reasons.append(f"{name} must be a date (YYYY-MM-DD), not {values[name][:40]!r}")
+        dates[name] = parse_date(name, values[name], reasons) or dates[name]
     start, end = dates["from"], dates["to"]
     if start > end:
         reasons.append(f"from ({start}) is after to ({end})")

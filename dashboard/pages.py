@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
 from litestar import Request
-from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.exceptions import HTTPException
 from litestar.response import Template
 
-from dashboard.db import Conn, fetch_one
+from dashboard.db import Conn, fetch_all
 
 PRACTICE_COOKIE: Final = "mxd_practice"
 
@@ -19,23 +20,12 @@ class NotSignedIn(Exception):
     """The visitor has no valid session: to the sign-in page."""
 
 
-class Refused(Exception):
+@dataclass(frozen=True)
+class Refused:
     """The database refused a change (a rule, a bad value): said to the user, nothing changed."""
 
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-ADMIN_ROLES: Final = ("owner", "admin")
-
-
-def require_admin(practice: dict[str, Any], what: str) -> None:
-    """A 403 page for a member who is not an owner or admin. The database refuses their
-    writes and hides the admin views anyway (RLS); this only says so before asking it."""
-    if practice.get("role") not in ADMIN_ROLES:
-        raise PermissionDeniedException(f"Only the practice's owners and admins {what}.")
+    message: str
+    status: int = 422
 
 
 def page(name: str, status: int = 200, **context: Any) -> Template:
@@ -71,25 +61,38 @@ def refusal_of(exc: psycopg.Error) -> Refused:
     return Refused(db_message(exc), 422)
 
 
-async def attempt(
+async def try_write(
     conn: Conn,
     sql: str,
     params: Any,
     messages: Mapping[type[psycopg.Error], str] | None = None,
-) -> dict[str, Any] | Refused:
-    """One api write in a savepoint: its row, or why the input was refused (the request's
-    transaction lives on to render the page again). ``messages`` say a known refusal in the
-    page's words. Not allowed and not found are no input mistakes: their error page."""
+) -> list[dict[str, Any]] | Refused:
+    """One api write in a savepoint: the rows it gives back, or why it was refused (nothing
+    changed; the request's transaction lives on to render the page again). ``messages`` say a
+    known refusal in the page's words; a lost connection is no refusal and goes on up."""
     try:
         async with conn.transaction():
-            return await fetch_one(conn, sql, params) or {}
+            return await fetch_all(conn, sql, params)
     except psycopg.errors.Error as exc:
         if isinstance(exc, psycopg.OperationalError):
             raise
         for kind, message in (messages or {}).items():
             if isinstance(exc, kind):
                 return Refused(message)
-        refusal = refusal_of(exc)
-        if refusal.status in (403, 404):
-            raise HTTPException(status_code=refusal.status, detail=refusal.message) from exc
-        return refusal
+        return refusal_of(exc)
+
+
+async def attempt(
+    conn: Conn,
+    sql: str,
+    params: Any,
+    messages: Mapping[type[psycopg.Error], str] | None = None,
+) -> dict[str, Any] | Refused:
+    """``try_write`` for a form: its first row, or the refusal to show with the form. Not
+    allowed and not found are no input mistakes: their error page."""
+    outcome = await try_write(conn, sql, params, messages)
+    if not isinstance(outcome, Refused):
+        return outcome[0] if outcome else {}
+    if outcome.status in (403, 404):
+        raise HTTPException(status_code=outcome.status, detail=outcome.message)
+    return outcome

@@ -3,17 +3,23 @@ a 400 with every reason (never a 500), and turned back into links that keep ever
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime as dt
-import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from dashboard.query import MAX_SEARCH, PAGE_SIZES, BadQuery, encode_cursor
+from dashboard.query import (
+    BadQuery,
+    decode_cursor,
+    encode_cursor,
+    parse_date,
+    parse_limit,
+    parse_search,
+    reader,
+)
 
 KINDS = ("sale", "refund", "decline", "other")  # private.payment_filter_sql defines each
 VIEWS = ("all", "recurring")
@@ -25,65 +31,10 @@ KNOWN_SOURCES = ("Recurring", "QuickPay", "Terminal", "Invoice", "Order", "API",
 KNOWN_CONTRACT_STATUSES = ("Active", "Inactive", "Cancelled", "Completed", "Deleted")
 
 
-class _Reasons(list[str]):
-    """Collects every reason a query string is refused, then raises them at once."""
-
-    def raise_if_any(self) -> None:
-        if self:
-            raise BadQuery(list(self))
-
-
-def _reader(
-    params: Mapping[str, Sequence[str]], known: set[str], reasons: _Reasons
-) -> Callable[[str], str]:
-    """Checks the parameter names; returns a reader of one parameter's value (stripped)."""
-    unknown = sorted(set(params) - known)
-    if unknown:
-        reasons.append(f"unknown parameter(s): {', '.join(unknown)[:200]}")
-
-    def one(name: str) -> str:
-        values = params.get(name) or []
-        if len(values) > 1:
-            reasons.append(f"{name} is given more than once")
-        return (values[-1] if values else "").strip()
-
-    return one
-
-
-def _text(name: str, value: str, reasons: _Reasons) -> str | None:
+def _text(name: str, value: str, reasons: list[str]) -> str | None:
     if len(value) > MAX_TEXT:
         reasons.append(f"{name} is longer than {MAX_TEXT} characters")
     return value or None
-
-
-def _search(value: str, reasons: _Reasons) -> str:
-    if len(value) > MAX_SEARCH:
-        reasons.append(f"the search is longer than {MAX_SEARCH} characters")
-    return value
-
-
-def _date(name: str, value: str, reasons: _Reasons) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        reasons.append(f"{name} must be a date (YYYY-MM-DD), not {value[:40]!r}")
-        return None
-
-
-def _limit(value: str, default: int, reasons: _Reasons) -> int:
-    if not value:
-        return default
-    if value.isdigit() and int(value) in PAGE_SIZES:
-        return int(value)
-    reasons.append(f"limit must be one of {', '.join(map(str, PAGE_SIZES))}")
-    return default
-
-
-def _decode(value: str) -> Any:
-    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    return json.loads(raw)
 
 
 @dataclass(frozen=True)
@@ -158,7 +109,7 @@ class PaymentQuery:
 def _payment_cursor(value: str) -> dict[str, Any]:
     """A cursor of api.list_payments: {"t": the row's time, "id": its MX id}."""
     try:
-        cursor = _decode(value)
+        cursor = decode_cursor(value)
         if not isinstance(cursor, dict) or set(cursor) != {"t", "id"}:
             raise ValueError("not a cursor")
         dt.datetime.fromisoformat(str(cursor["t"]))
@@ -173,9 +124,9 @@ def parse_payment_query(
     params: Mapping[str, Sequence[str]], default_limit: int = 50
 ) -> PaymentQuery:
     """Parse the payments query string; raises BadQuery with every reason at once."""
-    reasons = _Reasons()
+    reasons: list[str] = []
     known = {"view", "kind", "status", "source", "programme", "invoice", "from", "to", "q"}
-    one = _reader(params, known | {"after", "limit"}, reasons)
+    one = reader(params, known | {"after", "limit"}, reasons)
     view = one("view") or "all"
     if view not in VIEWS:
         reasons.append("view must be all or recurring")
@@ -196,11 +147,11 @@ def parse_payment_query(
         invoice = invoice_text == "yes"
     elif invoice_text:
         reasons.append("invoice must be yes or no")
-    date_from = _date("from", one("from"), reasons)
-    date_to = _date("to", one("to"), reasons)
+    date_from = parse_date("from", one("from"), reasons)
+    date_to = parse_date("to", one("to"), reasons)
     if date_from and date_to and date_from > date_to:
         reasons.append("from must not be after to")
-    q = _search(one("q"), reasons)
+    q = parse_search(one("q"), reasons)
     after_text = one("after")
     after = None
     if after_text:
@@ -208,8 +159,9 @@ def parse_payment_query(
             after = _payment_cursor(after_text)
         except ValueError:
             reasons.append("after is not a page cursor")
-    limit = _limit(one("limit"), default_limit, reasons)
-    reasons.raise_if_any()
+    limit = parse_limit(one("limit"), default_limit, reasons)
+    if reasons:
+        raise BadQuery(reasons)
     return PaymentQuery(
         view=view,
         kind=kind,
@@ -254,8 +206,8 @@ def parse_contract_query(
     params: Mapping[str, Sequence[str]], default_limit: int = 50
 ) -> ContractQuery:
     """Parse the contracts query string; raises BadQuery with every reason at once."""
-    reasons = _Reasons()
-    one = _reader(params, {"status", "patient", "q", "after", "limit"}, reasons)
+    reasons: list[str] = []
+    one = reader(params, {"status", "patient", "q", "after", "limit"}, reasons)
     status = _text("status", one("status"), reasons)
     patient = one("patient") or None
     if patient is not None:
@@ -263,7 +215,7 @@ def parse_contract_query(
             patient = str(uuid.UUID(patient))
         except ValueError:
             reasons.append("patient must be a patient id")
-    q = _search(one("q"), reasons)
+    q = parse_search(one("q"), reasons)
     after_text = one("after")
     after = None
     if after_text:
@@ -271,6 +223,7 @@ def parse_contract_query(
             after = int(after_text)
         else:
             reasons.append("after is not a page cursor")
-    limit = _limit(one("limit"), default_limit, reasons)
-    reasons.raise_if_any()
+    limit = parse_limit(one("limit"), default_limit, reasons)
+    if reasons:
+        raise BadQuery(reasons)
     return ContractQuery(status=status, patient=patient, q=q, after=after, limit=limit)

@@ -8,7 +8,7 @@ import binascii
 import datetime as dt
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -132,10 +132,14 @@ def encode_cursor(cursor: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def decode_cursor(value: str) -> Any:
+    """``encode_cursor`` undone (raises ValueError or binascii.Error on anything else)."""
+    return json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+
+
 def _decode_cursor(value: str) -> dict[str, Any]:
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        cursor = json.loads(raw)
+        cursor = decode_cursor(value)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("after is not a page cursor") from exc
     if not isinstance(cursor, dict) or set(cursor) != {"k", "id"}:
@@ -146,7 +150,24 @@ def _decode_cursor(value: str) -> dict[str, Any]:
     return cursor
 
 
-def _date(name: str, value: str, reasons: list[str]) -> dt.date | None:
+def reader(
+    params: Mapping[str, Sequence[str]], known: set[str], reasons: list[str]
+) -> Callable[[str], str]:
+    """Checks the parameter names; returns a reader of one parameter's value (stripped)."""
+    unknown = sorted(set(params) - known)
+    if unknown:
+        reasons.append(f"unknown parameter(s): {', '.join(unknown)[:200]}")
+
+    def one(name: str) -> str:
+        values = params.get(name) or []
+        if len(values) > 1:
+            reasons.append(f"{name} is given more than once")
+        return (values[-1] if values else "").strip()
+
+    return one
+
+
+def parse_date(name: str, value: str, reasons: list[str]) -> dt.date | None:
     if not value:
         return None
     try:
@@ -156,16 +177,24 @@ def _date(name: str, value: str, reasons: list[str]) -> dt.date | None:
         return None
 
 
+def parse_search(value: str, reasons: list[str]) -> str:
+    if len(value) > MAX_SEARCH:
+        reasons.append(f"the search is longer than {MAX_SEARCH} characters")
+    return value
+
+
+def parse_limit(value: str, default: int, reasons: list[str]) -> int:
+    if not value:
+        return default
+    if value.isdigit() and int(value) in PAGE_SIZES:
+        return int(value)
+    reasons.append(f"limit must be one of {', '.join(map(str, PAGE_SIZES))}")
+    return default
+
+
 def parse_query(params: Mapping[str, Sequence[str]], default_limit: int = 50) -> MembershipQuery:
     """Parse the memberships query string; raises BadQuery with every reason at once."""
     reasons: list[str] = []
-
-    def one(name: str) -> str:
-        values = params.get(name) or []
-        if len(values) > 1:
-            reasons.append(f"{name} is given more than once")
-        return (values[-1] if values else "").strip()
-
     known = {
         "tab",
         "status",
@@ -181,10 +210,7 @@ def parse_query(params: Mapping[str, Sequence[str]], default_limit: int = 50) ->
         "after",
         "limit",
     }
-    unknown = sorted(set(params) - known)
-    if unknown:
-        reasons.append(f"unknown parameter(s): {', '.join(unknown)[:200]}")
-
+    one = reader(params, known, reasons)
     tab = one("tab") or "all"
     if tab not in ("all", "cancellations"):
         try:
@@ -208,16 +234,14 @@ def parse_query(params: Mapping[str, Sequence[str]], default_limit: int = 50) ->
     if fulfillment is not None and fulfillment not in FULFILMENTS:
         reasons.append("fulfillment must be in_office or mail_out")
     dates = {
-        name: _date(name, one(name), reasons)
+        name: parse_date(name, one(name), reasons)
         for name in ("started_from", "started_to", "paid_from", "paid_to")
     }
     for low, high in (("started_from", "started_to"), ("paid_from", "paid_to")):
         lo, hi = dates[low], dates[high]
         if lo and hi and lo > hi:
             reasons.append(f"{low} must not be after {high}")
-    q = one("q")
-    if len(q) > MAX_SEARCH:
-        reasons.append(f"the search is longer than {MAX_SEARCH} characters")
+    q = parse_search(one("q"), reasons)
     sort_text = one("sort") or "name.asc"
     sort, _, direction = sort_text.partition(".")
     direction = direction or "asc"
@@ -230,13 +254,7 @@ def parse_query(params: Mapping[str, Sequence[str]], default_limit: int = 50) ->
             after = _decode_cursor(after_text)
         except ValueError:
             reasons.append("after is not a page cursor")
-    limit_text = one("limit")
-    limit = default_limit
-    if limit_text:
-        if limit_text.isdigit() and int(limit_text) in PAGE_SIZES:
-            limit = int(limit_text)
-        else:
-            reasons.append(f"limit must be one of {', '.join(map(str, PAGE_SIZES))}")
+    limit = parse_limit(one("limit"), default_limit, reasons)
     if reasons:
         raise BadQuery(reasons)
     return MembershipQuery(

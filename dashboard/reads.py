@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any, Final
 
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 
 from dashboard import query as q
 from dashboard.db import Conn, fetch_all, fetch_one
 
 ROW_SQL: Final = "select * from api.memberships where id = %s and practice_id = %s"
+ADMIN_ROLES: Final = ("owner", "admin")
 
 
 async def read_practice(conn: Conn, practice_id: uuid.UUID) -> dict[str, Any]:
@@ -24,6 +25,16 @@ async def read_practice(conn: Conn, practice_id: uuid.UUID) -> dict[str, Any]:
     )
     if practice is None:
         raise NotFoundException("no such practice")
+    return practice
+
+
+async def read_admin_practice(conn: Conn, practice_id: uuid.UUID, refusal: str) -> dict[str, Any]:
+    """The practice, for its owners and admins; anyone else gets a 403 page saying ``refusal``.
+    The database refuses their writes and hides the admin views anyway (RLS); this only says
+    so before asking it."""
+    practice = await read_practice(conn, practice_id)
+    if practice.get("role") not in ADMIN_ROLES:
+        raise PermissionDeniedException(refusal)
     return practice
 
 

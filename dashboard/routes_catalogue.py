@@ -25,11 +25,11 @@ from psycopg.types.json import Jsonb
 from dashboard import query as q
 from dashboard.auth import Identity
 from dashboard.db import Conn, fetch_all, fetch_one
-from dashboard.pages import Refused, attempt, page, require_admin
-from dashboard.reads import read_practice
+from dashboard.pages import Refused, attempt, page
+from dashboard.reads import read_admin_practice
 from dashboard.runtime import Runtime
 
-WHAT: Final = "manage programmes and products"
+ADMINS_ONLY: Final = "Only the practice's owners and admins manage programmes and products."
 MAX_NAME: Final = 100
 MAX_KEYWORD: Final = 100
 PREVIEWS: Final = 50
@@ -58,12 +58,6 @@ def _move_summary(result: dict[str, Any]) -> str:
         f"{result['memberships_rebuilt']} membership(s) rebuilt, "
         f"{result['memberships_removed']} removed, {result['memberships_kept']} kept"
     )
-
-
-async def _practice(conn: Conn, practice_id: uuid.UUID) -> dict[str, Any]:
-    practice = await read_practice(conn, practice_id)
-    require_admin(practice, WHAT)
-    return practice
 
 
 async def _product(conn: Conn, practice_id: uuid.UUID, product_id: uuid.UUID) -> dict[str, Any]:
@@ -181,7 +175,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     @get("/p/{practice_id:uuid}/programmes")
     async def programmes_page(practice_id: uuid.UUID, identity: Identity) -> Template:
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             return await render(conn, identity, practice)
 
     @post("/p/{practice_id:uuid}/products/{product_id:uuid}/confirm")
@@ -189,7 +183,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         practice_id: uuid.UUID, product_id: uuid.UUID, identity: Identity
     ) -> Template:
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             product = await _product(conn, practice_id, product_id)
             outcome = await attempt(
                 conn, "select api.confirm_product_suggestion(%s) as r", (product_id,)
@@ -205,7 +199,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     @post("/p/{practice_id:uuid}/products/confirm-suggested")
     async def confirm_all(practice_id: uuid.UUID, identity: Identity) -> Template:
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             outcome = await attempt(conn, CONFIRM_ALL_SQL, (practice_id,))
             if isinstance(outcome, Refused):
                 return await render(conn, identity, practice, refused=outcome)
@@ -224,7 +218,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     ) -> Template:
         to = request.query_params.get("to") or ""
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             product = await _product(conn, practice_id, product_id)
             target = await _category(conn, practice_id, to)
             row = await fetch_one(conn, PREVIEW_SQL, (product_id, target["id"]))
@@ -246,7 +240,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Template:
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             product = await _product(conn, practice_id, product_id)
             target = await _category(conn, practice_id, data.get("to", ""))
             outcome = await attempt(
@@ -265,7 +259,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     ) -> Template:
         name = _programme_name(data)
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             outcome = await attempt(
                 conn,
                 "select api.add_category(%s, %s)",
@@ -283,7 +277,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     ) -> Template:
         name = _programme_name(data)
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             category = await _category(conn, practice_id, str(category_id))
             if category["kind"] != "programme":
                 return await render(
@@ -317,7 +311,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             raise q.BadQuery([f"the keyword is longer than {MAX_KEYWORD} characters"])
         chosen = data.get("category_id") or ""
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             # an empty choice suppresses a shipped keyword (no suggestion from it)
             category = await _category(conn, practice_id, chosen) if chosen else None
             outcome = await attempt(
@@ -342,7 +336,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         if not keyword:
             raise q.BadQuery(["a keyword is required"])
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             outcome = await attempt(
                 conn, "select api.delete_category_rule(%s, %s) as found", (practice_id, keyword)
             )
@@ -362,7 +356,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         if value not in ("on", "off"):
             raise q.BadQuery(["auto_apply must be on or off"])
         async with rt.user(identity) as conn:
-            practice = await _practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             outcome = await attempt(
                 conn,
                 "select api.update_practice_settings(%s, %s)",

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
 
-import psycopg
 from litestar import get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.handlers import HTTPRouteHandler
@@ -23,8 +22,8 @@ from litestar.response import Template
 from dashboard import query as q
 from dashboard.auth import Identity
 from dashboard.db import Conn, fetch_all, fetch_one
-from dashboard.pages import page, refusal_of
-from dashboard.reads import read_practice
+from dashboard.pages import Refused, page, try_write
+from dashboard.reads import read_admin_practice, read_practice
 from dashboard.runtime import Runtime
 
 EVENT_STATUSES: Final = ("queued", "retrying", "processed", "ignored", "rejected", "dead")
@@ -32,11 +31,10 @@ EVENT_STATUSES: Final = ("queued", "retrying", "processed", "ignored", "rejected
 # any other well-formed type in the URL is accepted too
 EVENT_TYPES: Final = ("PaymentSuccess", "PaymentFail", "RefundCreated", "Reconcile")
 EVENT_TYPE_FORMAT: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}$")
-PAGE_SIZES: Final = (25, 50, 100)
 MAX_REPLAY: Final = 100
 RUNS_SHOWN: Final = 20
 REQUESTS_SHOWN: Final = 10
-ADMIN_ROLES: Final = ("owner", "admin")
+ADMINS_ONLY: Final = "The Events page is for the practice's owners and admins."
 
 EVENTS_SQL: Final = """
 select e.id, e.received_at, e.mx_merchant_id, e.event_type, e.payment_id, e.origin, e.status,
@@ -106,13 +104,7 @@ class EventQuery:
                 before = int(raw_before)
             else:
                 reasons.append("before must be an event id")
-        limit = 50
-        raw_limit = one("limit")
-        if raw_limit:
-            if raw_limit.isdigit() and int(raw_limit) in PAGE_SIZES:
-                limit = int(raw_limit)
-            else:
-                reasons.append(f"limit must be one of {', '.join(map(str, PAGE_SIZES))}")
+        limit = q.parse_limit(one("limit"), 50, reasons)
         if reasons:
             raise q.BadQuery(reasons)
         return cls(status, event_type, dates["from"], dates["to"], before, limit)
@@ -136,14 +128,6 @@ class EventQuery:
     @property
     def filtered(self) -> bool:
         return bool(self.status or self.type or self.date_from or self.date_to)
-
-
-async def read_admin_practice(conn: Conn, practice_id: uuid.UUID) -> dict[str, Any]:
-    """The practice, for its owners and admins; staff get a 403 page (RLS shows them nothing)."""
-    practice = await read_practice(conn, practice_id)
-    if practice["role"] not in ADMIN_ROLES:
-        raise PermissionDeniedException("The Events page is for the practice's owners and admins.")
-    return practice
 
 
 async def read_events(
@@ -200,7 +184,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     ) -> Template:
         query = EventQuery.parse(request.query_params.dict())
         async with rt.user(identity) as conn:
-            practice = await read_admin_practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             events, next_before = await read_events(conn, practice, query)
             sync = await read_sync(conn, practice_id)
         base = f"/p/{practice_id}/event-log"
@@ -215,14 +199,14 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             base=base,
             statuses=EVENT_STATUSES,
             types=EVENT_TYPES,
-            page_sizes=PAGE_SIZES,
+            page_sizes=q.PAGE_SIZES,
             **sync,
         )
 
     @get("/p/{practice_id:uuid}/event-log/{event_id:int}")
     async def event_page(practice_id: uuid.UUID, event_id: int, identity: Identity) -> Template:
         async with rt.user(identity) as conn:
-            practice = await read_admin_practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             event = await fetch_one(
                 conn,
                 "select * from api.webhook_events where id = %s and practice_id = %s",
@@ -253,7 +237,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             raise q.BadQuery(["event ids must be numbers"])
         ids = sorted({int(v) for v in raw})
         async with rt.user(identity) as conn:
-            practice = await read_admin_practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             found = await fetch_all(
                 conn,
                 "select id from api.webhook_events where id = any(%s) and practice_id = %s",
@@ -267,16 +251,12 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
                 if event_id not in visible:
                     outcomes.append({"id": event_id, "ok": False, "message": "Not found"})
                     continue
-                try:
-                    async with conn.transaction():  # a savepoint: one refusal keeps the others
-                        await conn.execute("select api.replay_webhook_event(%s)", (event_id,))
+                # a savepoint each: one refusal keeps the others
+                done = await try_write(conn, "select api.replay_webhook_event(%s)", (event_id,))
+                if isinstance(done, Refused):
+                    outcomes.append({"id": event_id, "ok": False, "message": done.message})
+                else:
                     outcomes.append({"id": event_id, "ok": True, "message": "Queued again"})
-                except psycopg.errors.Error as exc:
-                    if isinstance(exc, psycopg.OperationalError):
-                        raise
-                    outcomes.append(
-                        {"id": event_id, "ok": False, "message": refusal_of(exc).message}
-                    )
         replayed = sum(1 for o in outcomes if o["ok"])
         context: dict[str, Any] = {
             "identity": identity,
@@ -296,7 +276,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         request: HTMXRequest, practice_id: uuid.UUID, identity: Identity
     ) -> Template:
         async with rt.user(identity) as conn:
-            practice = await read_admin_practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             sync = await read_sync(conn, practice_id)
         return page(
             "_sync.html" if request.htmx else "sync.html",
@@ -313,23 +293,19 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         async with rt.user(identity) as conn:
             practice = await read_practice(conn, practice_id)
             # the api decides (owners and admins only, one open request per account)
-            try:
-                async with conn.transaction():
-                    rows = await fetch_all(
-                        conn,
-                        "select request_id, mx_merchant_id, created "
-                        "from api.request_sync(%s) order by mx_merchant_id",
-                        (practice_id,),
-                    )
-            except psycopg.errors.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
-                    raise
-                refusal = refusal_of(exc)
-                if refusal.status == 404:
-                    raise NotFoundException("no such practice") from exc
-                if refusal.status == 403:
-                    raise PermissionDeniedException(refusal.message) from exc
-                rows, message, status = [], refusal.message, refusal.status
+            outcome = await try_write(
+                conn,
+                "select request_id, mx_merchant_id, created "
+                "from api.request_sync(%s) order by mx_merchant_id",
+                (practice_id,),
+            )
+            rows = [] if isinstance(outcome, Refused) else outcome
+            if isinstance(outcome, Refused):
+                if outcome.status == 404:
+                    raise NotFoundException("no such practice")
+                if outcome.status == 403:
+                    raise PermissionDeniedException(outcome.message)
+                message, status = outcome.message, outcome.status
             if rows:
                 asked = [str(r["mx_merchant_id"]) for r in rows if r["created"]]
                 waiting = [str(r["mx_merchant_id"]) for r in rows if not r["created"]]

@@ -7,7 +7,6 @@ import hashlib
 import uuid
 from typing import Annotated, Any, Final
 
-import psycopg
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
@@ -26,7 +25,7 @@ from dashboard.memberships_view import (
     list_context_checks,
     memberships_context,
 )
-from dashboard.pages import PRACTICE_COOKIE, page, refusal_of, safe_next
+from dashboard.pages import PRACTICE_COOKIE, Refused, page, safe_next, try_write
 from dashboard.reads import (
     read_columns,
     read_membership,
@@ -105,55 +104,48 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
 
     async def _row_response(
         conn: Conn,
-        practice_id: uuid.UUID,
+        practice: dict[str, Any],
         membership_id: uuid.UUID,
         message: str | None = None,
         status: int = 200,
         ok: str | None = None,
     ) -> Template:
-        practice = await read_practice(conn, practice_id)
-        row = await read_membership(conn, practice_id, membership_id)
+        row = await read_membership(conn, practice["id"], membership_id)
         return page(
             "_row.html",
             status,
             practice=practice,
             row=row,
             columns=await read_columns(conn),
-            referrals=await read_referrals(conn, practice_id),
+            referrals=await read_referrals(conn, practice["id"]),
             message=message,
             ok=ok,
             version=row_version(row),
-            base=f"/p/{practice_id}/memberships",
+            base=f"/p/{practice['id']}/memberships",
         )
 
     async def _change_row(
         conn: Conn,
-        practice_id: uuid.UUID,
+        practice: dict[str, Any],
         membership_id: uuid.UUID,
         call: str,
         params: tuple[Any, ...],
         refused_prefix: str = "",
     ) -> dict[str, Any] | Template:
-        """One audited ``api`` change of a row (404 first when RLS hides the practice or the
-        row), in a savepoint; a refusal comes back as the row with its message (the row's
-        template), a success as the call's ``result`` row for the caller to word."""
-        await read_practice(conn, practice_id)
-        await read_membership(conn, practice_id, membership_id)
-        try:
-            async with conn.transaction():
-                row = await fetch_one(conn, call, params)
-        except psycopg.errors.Error as exc:
-            if isinstance(exc, psycopg.OperationalError):
-                raise
-            refusal = refusal_of(exc)
+        """One audited ``api`` change of a row (404 first when RLS hides the row), in a
+        savepoint; a refusal comes back as the row with its message (the row's template),
+        a success as the call's ``result`` row for the caller to word."""
+        await read_membership(conn, practice["id"], membership_id)
+        outcome = await try_write(conn, call, params)
+        if isinstance(outcome, Refused):
             return await _row_response(
                 conn,
-                practice_id,
+                practice,
                 membership_id,
-                f"{refused_prefix}{refusal.message}",
-                refusal.status,
+                f"{refused_prefix}{outcome.message}",
+                outcome.status,
             )
-        return row or {}
+        return outcome[0] if outcome else {}
 
     @get("/p/{practice_id:uuid}/memberships/{membership_id:uuid}/row")
     async def membership_row(
@@ -162,7 +154,8 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         """The row re-read on a live event; ``v`` is the version the browser shows, when the row
         came from an edit (its "Saved" stays when the event is the echo of that edit)."""
         async with rt.user(identity) as conn:
-            row = await _row_response(conn, practice_id, membership_id)
+            practice = await read_practice(conn, practice_id)
+            row = await _row_response(conn, practice, membership_id)
         if v is not None and row.context["version"] == v:
             return Response(None, status_code=204)  # the browser shows it already: no swap
         return row
@@ -194,16 +187,17 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         else:
             raise q.BadQuery([f"field must be one of {', '.join(WORKFLOW_FIELDS)}"])
         async with rt.user(identity) as conn:
+            practice = await read_practice(conn, practice_id)  # 404 first for another practice
             done = await _change_row(
                 conn,
-                practice_id,
+                practice,
                 membership_id,
                 "select api.update_membership_workflow(%s, %s) as result",
                 (membership_id, Jsonb(changes)),
             )
             if isinstance(done, Template):
                 return done
-            return await _row_response(conn, practice_id, membership_id, ok="Saved")
+            return await _row_response(conn, practice, membership_id, ok="Saved")
 
     @post("/p/{practice_id:uuid}/memberships/{membership_id:uuid}/status")
     async def set_status(
@@ -218,9 +212,10 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             raise q.BadQuery(["action must be pause, cancel or reactivate"])
         reason = (data.get("reason") or "").strip()
         async with rt.user(identity) as conn:
+            practice = await read_practice(conn, practice_id)  # 404 first for another practice
             done = await _change_row(
                 conn,
-                practice_id,
+                practice,
                 membership_id,
                 "select api.set_membership_status(%s, %s, %s) as result",
                 (membership_id, status, reason),
@@ -235,7 +230,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
                     f"Recorded, but the status is {label_of(new_status)}: newer "
                     "evidence decides (see the patient's history)"
                 )
-            return await _row_response(conn, practice_id, membership_id, ok=note)
+            return await _row_response(conn, practice, membership_id, ok=note)
 
     @post("/preferences/columns")
     async def set_columns(

@@ -6,7 +6,6 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-import psycopg
 from litestar import get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
@@ -18,7 +17,7 @@ from psycopg.types.json import Jsonb
 from dashboard import query as q
 from dashboard.auth import Identity
 from dashboard.db import fetch_all, fetch_one
-from dashboard.pages import page, refusal_of
+from dashboard.pages import Refused, page, try_write
 from dashboard.reads import (
     read_practice,
 )
@@ -93,17 +92,13 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             if found is None:
                 raise NotFoundException("no such invoice")
             message, status, ok = None, 200, None
-            try:
-                async with conn.transaction():
-                    await conn.execute(
-                        "select api.update_invoice_followup(%s, %s)", (invoice_id, Jsonb(changes))
-                    )
+            outcome = await try_write(
+                conn, "select api.update_invoice_followup(%s, %s)", (invoice_id, Jsonb(changes))
+            )
+            if isinstance(outcome, Refused):
+                message, status = outcome.message, outcome.status
+            else:
                 ok = "Saved"
-            except psycopg.errors.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
-                    raise
-                refusal = refusal_of(exc)
-                message, status = refusal.message, refusal.status
             invoice = await fetch_one(
                 conn, "select * from api.invoices where id = %s", (invoice_id,)
             )

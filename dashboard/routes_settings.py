@@ -24,11 +24,11 @@ from psycopg.types.json import Jsonb
 from dashboard import query as q
 from dashboard.auth import Identity
 from dashboard.db import Conn, fetch_all, fetch_one
-from dashboard.pages import Refused, attempt, page, require_admin
-from dashboard.reads import read_practice, read_referrals
+from dashboard.pages import Refused, attempt, page
+from dashboard.reads import read_admin_practice, read_practice, read_referrals
 from dashboard.runtime import Runtime
 
-WHAT: Final = "change the practice's settings"
+ADMINS_ONLY: Final = "Only the practice's owners and admins change the practice's settings."
 INTERVALS: Final = ("weekly", "biweekly", "monthly", "quarterly", "semiannually", "yearly")
 MAX_LABEL: Final = 100
 IN_USE: Final = "That referral source is used by memberships: it cannot be removed."
@@ -81,7 +81,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             "settings.html",
             refused.status if refused else 200,
             identity=identity,
-            practice=await read_practice(conn, practice["id"]),  # the new name in the header
+            practice=practice,
             values=form or settings,
             zones=[z["name"] for z in zones],
             intervals=INTERVALS,
@@ -90,15 +90,10 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             ok=ok,
         )
 
-    async def admin_practice(conn: Conn, practice_id: uuid.UUID) -> dict[str, Any]:
-        practice = await read_practice(conn, practice_id)
-        require_admin(practice, WHAT)
-        return practice
-
     @get("/p/{practice_id:uuid}/settings")
     async def settings_page(practice_id: uuid.UUID, identity: Identity) -> Template:
         async with rt.user(identity) as conn:
-            practice = await admin_practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             return await render(conn, identity, practice)
 
     @post("/p/{practice_id:uuid}/settings")
@@ -109,7 +104,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     ) -> Template:
         changes = settings_changes(data)
         async with rt.user(identity) as conn:
-            practice = await admin_practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             outcome = await attempt(
                 conn,
                 "select api.update_practice_settings(%s, %s)",
@@ -118,6 +113,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
             if isinstance(outcome, Refused):
                 # the page keeps what was typed beside the reasons
                 return await render(conn, identity, practice, form=changes, refused=outcome)
+            practice = await read_practice(conn, practice_id)  # the new name in the header
             return await render(conn, identity, practice, ok="Settings saved.")
 
     @post("/p/{practice_id:uuid}/settings/referrals")
@@ -133,7 +129,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         if len(label) > MAX_LABEL:
             raise q.BadQuery([f"the name is longer than {MAX_LABEL} characters"])
         async with rt.user(identity) as conn:
-            practice = await admin_practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             existing = {r["code"] for r in await read_referrals(conn, practice_id)}
             if code in existing:
                 return await render(
@@ -161,7 +157,7 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
         if not code:
             raise q.BadQuery(["choose a referral source"])
         async with rt.user(identity) as conn:
-            practice = await admin_practice(conn, practice_id)
+            practice = await read_admin_practice(conn, practice_id, ADMINS_ONLY)
             outcome = await attempt(
                 conn,
                 "select api.delete_referral_source(%s, %s) as found",

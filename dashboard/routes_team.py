@@ -19,8 +19,8 @@ from litestar.response import Template
 
 from dashboard import query as q
 from dashboard.auth import Identity
-from dashboard.db import Conn, fetch_all, fetch_one
-from dashboard.pages import Refused, page, refusal_of
+from dashboard.db import Conn, fetch_all
+from dashboard.pages import Refused, page, refusal_of, try_write
 from dashboard.reads import read_practice
 from dashboard.runtime import Runtime
 
@@ -48,16 +48,17 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     async def team_page(
         conn: Conn,
         identity: Identity,
-        practice_id: uuid.UUID,
+        practice: dict[str, Any],
         *,
         message: str | None = None,
         ok: str | None = None,
         status: int = 200,
     ) -> Template:
-        practice = await read_practice(conn, practice_id)  # 404 for another practice
         try:
             async with conn.transaction():
-                team = await fetch_all(conn, "select * from api.practice_team(%s)", (practice_id,))
+                team = await fetch_all(
+                    conn, "select * from api.practice_team(%s)", (practice["id"],)
+                )
         except psycopg.errors.InsufficientPrivilege as exc:
             refusal = refusal_of(exc)  # not an owner: said plainly, with no team data
             context = {
@@ -83,32 +84,28 @@ def routes(rt: Runtime) -> list[HTTPRouteHandler]:
     async def act(
         identity: Identity,
         practice_id: uuid.UUID,
-        sql: Any,
+        sql: str,
         params: tuple[Any, ...],
         done: str | None = None,
     ) -> Template:
         """One team change in a savepoint, then the page: with the outcome, or the refusal
         (its status, nothing changed)."""
         async with rt.user(identity) as conn:
-            await read_practice(conn, practice_id)
-            try:
-                async with conn.transaction():
-                    row = await fetch_one(conn, sql, params)
-            except psycopg.errors.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
-                    raise
-                refusal: Refused = refusal_of(exc)
+            practice = await read_practice(conn, practice_id)  # 404 for another practice
+            rows = await try_write(conn, sql, params)
+            if isinstance(rows, Refused):
                 return await team_page(
-                    conn, identity, practice_id, message=refusal.message, status=refusal.status
+                    conn, identity, practice, message=rows.message, status=rows.status
                 )
-            outcome = str((row or {}).get("outcome"))
+            outcome = str(rows[0].get("outcome") if rows else None)
             ok = done or OUTCOMES.get(outcome, "Done.")
-            return await team_page(conn, identity, practice_id, ok=ok)
+            return await team_page(conn, identity, practice, ok=ok)
 
     @get("/p/{practice_id:uuid}/team")
     async def team(practice_id: uuid.UUID, identity: Identity) -> Template:
         async with rt.user(identity) as conn:
-            return await team_page(conn, identity, practice_id)
+            practice = await read_practice(conn, practice_id)  # 404 for another practice
+            return await team_page(conn, identity, practice)
 
     @post("/p/{practice_id:uuid}/team/invite")
     async def invite(practice_id: uuid.UUID, identity: Identity, data: Form) -> Template:

@@ -42,10 +42,6 @@
       e.preventDefault();
     }
   });
-  document.addEventListener("htmx:sseMessage", function (e) {
-    var elt = e.target;
-    if (elt && elt.tagName === "TR") elt.dataset.live = "1";
-  });
   document.addEventListener("htmx:afterSwap", function (e) {
     var elt = e.detail.elt;
     if (elt && elt.tagName === "TR") {
