@@ -6,7 +6,10 @@ invited address (item 2)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,10 +110,28 @@ def test_the_token_limit_holds_across_two_webhook_processes(
     assert row[0] == accepted  # a 429 stores nothing
 
 
+def _free_port_pair() -> int:
+    """A port p with p + 1 free too, below the kernel's ephemeral range: an ephemeral p + 1
+    can be the local port of any outgoing connection meanwhile (a database client's), and the
+    second process then takes p + 2, which the test does not look at."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with contextlib.ExitStack() as stack:
+            try:
+                for candidate in (port, port + 1):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two free ports in a row below the ephemeral range")
+
+
 def test_metrics_only_on_their_own_loopback_port_one_per_process(
     db_url: str, merchant: Merchant, tmp_path: Path
 ) -> None:
-    metrics_port = free_port()  # the second process takes metrics_port + 1
+    metrics_port = _free_port_pair()  # the second process takes metrics_port + 1
     for [(url, _)] in _start_webhooks(
         db_url,
         tmp_path,
